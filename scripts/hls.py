@@ -1,0 +1,29 @@
+"""make hls: regenerate hls/formats.x and compile every DSLX kernel to pipelined Verilog."""
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from hls import flow
+from hls import formats as dslx_formats
+from scripts.common import HLS, main
+
+
+@main
+def run(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", default=HLS, help="output directory")
+    args = parser.parse_args(argv)
+    dslx_formats.write()
+    table = Table(title="XLS kernels")
+    for column in ("kernel", "stages", "latency", "verilog"):
+        table.add_column(column)
+    for name, kernel in flow.KERNELS.items():
+        path = flow.codegen(name, args.out)
+        table.add_row(name, str(kernel.stages), str(kernel.latency), str(path))
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    run()

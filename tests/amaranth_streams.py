@@ -1,0 +1,26 @@
+"""Stream driver and receiver for Amaranth's own simulator, with random stalls."""
+
+import random
+
+
+async def send(ctx, port, payloads, rng: random.Random, idle: float = 0.0):
+    """Drive ``payloads`` into stream ``port``, idling with probability ``idle`` per cycle."""
+    for payload in payloads:
+        while rng.random() < idle:
+            await ctx.tick()
+        ctx.set(port.payload, payload)
+        ctx.set(port.valid, 1)
+        await ctx.tick().until(port.ready)
+        ctx.set(port.valid, 0)
+
+
+async def receive(ctx, port, count: int, rng: random.Random, stall: float = 0.0) -> list:
+    """Collect ``count`` payloads from stream ``port``, holding ready low with probability ``stall``."""
+    got = []
+    while len(got) < count:
+        ctx.set(port.ready, rng.random() >= stall)
+        *_, valid, ready, payload = await ctx.tick().sample(port.valid, port.ready, port.payload)
+        if valid and ready:
+            got.append(payload)
+    ctx.set(port.ready, 0)
+    return got
