@@ -136,10 +136,11 @@ def jit(name: str):
     def run(*codes):
         if len(codes) != len(kernel.inputs):
             raise TypeError(f"{name} takes {len(kernel.inputs)} code arrays, got {len(codes)}")
-        arrays = [f.fit(c, check=True).ravel() for f, c in zip(kernel.inputs.values(), codes)]
+        arrays = [f.fit(c, check=True).ravel()
+                  for f, c in zip(kernel.inputs.values(), codes, strict=True)]
         out = np.empty(arrays[0].shape, dtype=np.int64)
-        for i, args in enumerate(zip(*arrays)):
-            values = [make(w, int(a)) for make, w, a in zip(makers, widths, args)]
+        for i, args in enumerate(zip(*arrays, strict=True)):
+            values = [make(w, int(a)) for make, w, a in zip(makers, widths, args, strict=True)]
             out[i] = to_int(compiled.run(values))
         return out.reshape(np.shape(codes[0]))
 

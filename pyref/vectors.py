@@ -39,18 +39,24 @@ def _requant(rng: np.random.Generator) -> dict:
     return {"acc": acc, "act": ops.requantise(acc)}
 
 
+def segments(lengths) -> list[slice]:
+    """Slices of consecutive vectors of the given lengths in one flat array."""
+    ends = np.cumsum(lengths)
+    return [slice(int(end - n), int(end)) for n, end in zip(lengths, ends, strict=True)]
+
+
 def _mac(rng: np.random.Generator) -> dict:
     """Dot products of ragged length, including the largest products and length one."""
     lengths = np.concatenate([[1, 2, 64, 64, 64], rng.integers(1, 65, size=195)])
     act = ACT.random(rng, int(lengths.sum()))
     weight = WEIGHT.random(rng, int(lengths.sum()))
     # Vectors 2..4 hold full-scale products of every sign combination.
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    for k, (a, w) in enumerate([(ACT.min_code, WEIGHT.min_code), (ACT.min_code, WEIGHT.max_code),
-                                (ACT.max_code, WEIGHT.max_code)]):
-        span = slice(starts[2 + k], starts[2 + k] + 64)
+    spans = segments(lengths)
+    for span, (a, w) in zip(spans[2:5], [(ACT.min_code, WEIGHT.min_code),
+                                          (ACT.min_code, WEIGHT.max_code),
+                                          (ACT.max_code, WEIGHT.max_code)], strict=True):
         act[span], weight[span] = a, w
-    acc = np.array([ops.dot(act[s:s + n], weight[s:s + n]) for s, n in zip(starts, lengths)])
+    acc = np.array([ops.dot(act[span], weight[span]) for span in spans])
     return {"act": act, "weight": weight, "lengths": lengths, "acc": acc}
 
 

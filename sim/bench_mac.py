@@ -23,9 +23,8 @@ class TB(StreamTB):
     def stimulus(self):
         v = vectors.load("mac", self.vector_dir, self.seed)
         lanes = self.info["lanes"]
-        starts = np.concatenate([[0], np.cumsum(v["lengths"])[:-1]])
-        inputs = [b for s, n in zip(starts, v["lengths"])
-                  for b in beats(v["act"][s:s + n], v["weight"][s:s + n], lanes)]
+        inputs = [b for span in vectors.segments(v["lengths"])
+                  for b in beats(v["act"][span], v["weight"][span], lanes)]
         return inputs, [int(x) for x in v["acc"]], int(v["lengths"].sum())
 
 

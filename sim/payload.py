@@ -9,7 +9,10 @@ def pack(shape: dict, value) -> int:
     """Encode ``value`` (int, dict of fields or list of elements) as the payload's bits."""
     kind, width = shape["kind"], shape["width"]
     if kind == "int":
-        lo, hi = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if shape["signed"] else (0, (1 << width) - 1)
+        if shape["signed"]:
+            lo, hi = -(1 << (width - 1)), (1 << (width - 1)) - 1
+        else:
+            lo, hi = 0, (1 << width) - 1
         if not lo <= int(value) <= hi:
             raise ValueError(f"value {value} does not fit a {width}-bit "
                              f"{'signed' if shape['signed'] else 'unsigned'} field")

@@ -104,7 +104,7 @@ class Scoreboard:
         mismatches = abs(len(expected) - len(got))
         if len(got) < len(expected):
             self.log.error("only %d of %d results arrived", len(got), len(expected))
-        for index, (g, e) in enumerate(zip(got, expected)):
+        for index, (g, e) in enumerate(zip(got, expected, strict=False)):
             if g != e:
                 if mismatches < 5:
                     self.log.error("mismatch at %s: got %s, expected %s",

@@ -15,7 +15,7 @@ async def send(ctx, port, payloads, rng: random.Random, idle: float = 0.0):
 
 
 async def receive(ctx, port, count: int, rng: random.Random, stall: float = 0.0) -> list:
-    """Collect ``count`` payloads from stream ``port``, holding ready low with probability ``stall``."""
+    """Collect ``count`` payloads from ``port``, holding ready low with probability ``stall``."""
     got = []
     while len(got) < count:
         ctx.set(port.ready, rng.random() >= stall)
