@@ -36,14 +36,21 @@ class CycleCounter:
             self.now += 1
 
 
-class StreamSource:
-    """Drives values into a stream input, idling between transfers with probability ``idle``."""
+class StreamEnd:
+    """The testbench's end of stream port ``name``, holding back with probability ``pause``."""
 
-    def __init__(self, dut, name, shape, counter, rng, idle=0.0):
+    def __init__(self, dut, name, shape, counter, rng, pause=0.0):
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
         self.payload = getattr(dut, f"{name}__payload")
-        self.shape, self.counter, self.rng, self.idle = shape, counter, rng, idle
+        self.shape, self.counter, self.rng, self.pause = shape, counter, rng, pause
+
+
+class StreamSource(StreamEnd):
+    """Drives values into a stream input, idling between transfers."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.first_cycle = None
         self.valid.value = 0
 
@@ -51,7 +58,7 @@ class StreamSource:
         clk = self.counter.clk
         for value in values:
             # Idle only between transfers: a raised valid stays up until it is taken.
-            while self.rng.random() < self.idle:
+            while self.rng.random() < self.pause:
                 self.valid.value = 0
                 await RisingEdge(clk)
             self.payload.value = pack(self.shape, value)
@@ -67,14 +74,11 @@ class StreamSource:
         self.valid.value = 0
 
 
-class StreamSink:
-    """Collects values from a stream output, holding ready low with probability ``stall``."""
+class StreamSink(StreamEnd):
+    """Collects values from a stream output, holding ready low at random."""
 
-    def __init__(self, dut, name, shape, counter, rng, stall=0.0):
-        self.valid = getattr(dut, f"{name}__valid")
-        self.ready = getattr(dut, f"{name}__ready")
-        self.payload = getattr(dut, f"{name}__payload")
-        self.shape, self.counter, self.rng, self.stall = shape, counter, rng, stall
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.last_cycle = None
         self.ready.value = 0
 
@@ -83,7 +87,7 @@ class StreamSink:
         got = []
         start = self.counter.now
         while len(got) < count and self.counter.now - start < max_cycles:
-            self.ready.value = int(self.rng.random() >= self.stall)
+            self.ready.value = int(self.rng.random() >= self.pause)
             await ReadOnly()
             if self.valid.value == 1 and self.ready.value == 1:
                 got.append(unpack(self.shape, self.payload.value.to_unsigned()))
@@ -141,8 +145,8 @@ class StreamTB:
         ports = self.info["ports"]
         cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
         self.counter = CycleCounter(dut.clk)
-        self.source = StreamSource(dut, "i", ports["i"]["shape"], self.counter, rng, idle=p)
-        self.sink = StreamSink(dut, "o", ports["o"]["shape"], self.counter, rng, stall=p)
+        self.source = StreamSource(dut, "i", ports["i"]["shape"], self.counter, rng, pause=p)
+        self.sink = StreamSink(dut, "o", ports["o"]["shape"], self.counter, rng, pause=p)
         self.scoreboard = Scoreboard(self.log)
 
     async def reset(self):

@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 
+from hls import flow
 from pyref import vectors
 from scripts.designs import DESIGNS
 from sim import runner
@@ -11,13 +12,13 @@ from sim import runner
 CASES = [("requant", {}), ("mac", {"lanes": 1}), ("mac", {"lanes": 4})]
 
 
-def run_case(tmp_path, name, params, seed):
+def run_case(tmp_path, name, params, seed, waves=False):
     design = replace(DESIGNS[name], params={**DESIGNS[name].params, **params})
     sources = design.verilog(tmp_path / "verilog", tmp_path / "hls")
     for vector_set in vectors.GENERATORS:
         vectors.write(vector_set, tmp_path / "vectors", seed)
     return runner.run(design.bench_spec(sources), vectors=tmp_path / "vectors",
-                      build=tmp_path / "sim", seed=seed)
+                      build=tmp_path / "sim", seed=seed, waves=waves)
 
 
 @pytest.mark.parametrize("seed", [0, 123])
@@ -51,3 +52,28 @@ def test_missing_compiler_is_named_with_the_fix(monkeypatch):
     monkeypatch.setattr(runner.shutil, "which", lambda t: None if t == "c++" else real_which(t))
     with pytest.raises(runner.SimError, match=r"`c\+\+` is not on PATH.*apt-get install g\+\+"):
         runner.verilator_env()
+
+
+@pytest.mark.parametrize("stages", [1, 5])
+def test_stream_adapter_credits_hold_for_any_pipeline_depth(tmp_path, monkeypatch, stages):
+    # The adapter's FIFO and credits are sized from the kernel's latency; a deeper or a
+    # combinational pipeline must neither drop nor duplicate results under stalls.
+    monkeypatch.setitem(flow.KERNELS, "requant", replace(flow.KERNELS["requant"], stages=stages))
+    result = run_case(tmp_path, "requant", {}, 3)
+    assert (result["tests"], result["failed"], result["mismatches"]) == (2, 0, 0)
+    assert result["cycles"] == result["ideal_cycles"] + stages
+
+
+def test_waves_give_a_vcd(tmp_path):
+    result = run_case(tmp_path, "requant", {}, 0, waves=True)
+    assert result["mismatches"] == 0
+    with open(result["waves"]) as vcd:
+        assert "i__payload" in vcd.read(200_000)
+
+
+def test_failed_verilator_build_names_the_log(tmp_path):
+    broken = tmp_path / "broken.v"
+    broken.write_text("module broken(input clk); this is not verilog endmodule\n")
+    bench = runner.Bench("broken", "broken", (broken,), tmp_path / "none.json", "sim.bench_mac")
+    with pytest.raises(runner.SimError, match=r"Verilator build of broken failed.*build\.log"):
+        runner.run(bench, vectors=tmp_path, build=tmp_path / "sim", seed=0)
