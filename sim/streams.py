@@ -100,19 +100,18 @@ class StreamSink(StreamEnd):
 class Scoreboard:
     """In-order comparison of received values against the golden model's."""
 
-    def __init__(self, log, describe=lambda index: f"#{index}"):
-        self.log, self.describe = log, describe
+    def __init__(self, log):
+        self.log = log
 
     def compare(self, got: list, expected: list) -> int:
-        """Count mismatches (missing values count too) and log the first few."""
+        """Count mismatches (missing and extra values count too) and log the first few."""
         mismatches = abs(len(expected) - len(got))
-        if len(got) < len(expected):
-            self.log.error("only %d of %d results arrived", len(got), len(expected))
+        if len(got) != len(expected):
+            self.log.error("%d results arrived, %d expected", len(got), len(expected))
         for index, (g, e) in enumerate(zip(got, expected, strict=False)):
             if g != e:
                 if mismatches < 5:
-                    self.log.error("mismatch at %s: got %s, expected %s",
-                                   self.describe(index), g, e)
+                    self.log.error("mismatch at #%d: got %s, expected %s", index, g, e)
                 mismatches += 1
         return mismatches
 
@@ -132,6 +131,8 @@ class StreamTB:
     """
 
     STALL_PROBABILITY = 0.3
+    #: Cycles to watch for surplus results once every expected one has arrived.
+    DRAIN_CYCLES = 64
 
     def __init__(self, dut, stalls: bool):
         self.dut = dut
@@ -162,6 +163,10 @@ class StreamTB:
         cocotb.start_soon(self.source.send(inputs))
         budget = 100 + 20 * (len(inputs) + len(expected))
         got = await self.sink.receive(len(expected), budget)
+        # Keep taking results for a while: a unit that emits too many must fail too.
+        self.sink.pause, pause = 0.0, self.sink.pause
+        got += await self.sink.receive(len(inputs) + 1, self.DRAIN_CYCLES)
+        self.sink.pause = pause
         mismatches = self.scoreboard.compare(got, expected)
         cycles = (self.sink.last_cycle - self.source.first_cycle + 1
                   if got and self.source.first_cycle is not None else 0)
