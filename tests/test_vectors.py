@@ -73,3 +73,10 @@ def test_other_seed_is_refused_and_ensure_regenerates(vector_dir):
 def test_unknown_set_lists_the_known_ones(tmp_path):
     with pytest.raises(VectorError, match="unknown vector set 'nope'.*mac"):
         vectors.write("nope", tmp_path, 0)
+
+
+def test_same_seed_gives_byte_identical_files(tmp_path):
+    first = vectors.write("mac", tmp_path / "a", 9)
+    second = vectors.write("mac", tmp_path / "b", 9)
+    assert first.with_suffix(".npz").read_bytes() == second.with_suffix(".npz").read_bytes()
+    assert first.read_text() == second.read_text()
