@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 WAVES_FLAG := $(if $(filter 1 yes true,$(WAVES)),--waves,)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-all sim vectors hls verilog bitstream report bench lint clean
+.PHONY: help setup test test-all train sim vectors hls verilog bitstream report bench lint clean
 
 help: ## show this list
 	@echo "lumoe make targets (SEED=n picks the random vectors, WAVES=1 writes waveforms):"
@@ -34,6 +34,9 @@ test: $(STAMP) ## fast tests: pyref, XLS JIT, Amaranth sim, cocotb benches (skip
 
 test-all: $(STAMP) ## every test, the slow ones (bitstreams, big sweeps) too
 	$(PY) -m pytest -m ''
+
+train: $(STAMP) ## train the tiny model (CPU, ~2 min) into pyref/checkpoints (shipped)
+	$(PY) -m scripts.train --seed=$(SEED)
 
 vectors: $(STAMP) ## write seeded test vectors and manifests to build/vectors
 	$(PY) -m scripts.vectors --seed=$(SEED)

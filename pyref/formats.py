@@ -133,19 +133,22 @@ class QFormat:
             low = np.where(low > self.max_code, low - (1 << self.bits), low)
         return low
 
-    def round_shift(self, codes, shift: int) -> np.ndarray:
+    def round_shift(self, codes, shift) -> np.ndarray:
         """Divide integer codes by ``2**shift`` and round to nearest with this format's tie rule.
 
-        No overflow rule is applied; a negative ``shift`` multiplies exactly.
+        ``shift`` may be an array (one shift per code). No overflow rule is applied; a
+        negative shift multiplies exactly. Shifts past 62 bits act as 62: every int64 code
+        of magnitude below 2**61 then rounds to zero, as it should.
         """
         q = _as_int64(codes)
-        if shift <= 0:
-            return q << -shift
-        half = 1 << (shift - 1)
+        shift = np.minimum(np.asarray(shift, dtype=np.int64), _MAX_BITS)
+        right = np.maximum(shift, 1)  # keeps the unused branch of np.where defined
+        half = np.int64(1) << (right - 1)
         if self.rounding is Rounding.HALF_UP:
-            return (q + half) >> shift
-        odd = (q >> shift) & 1
-        return (q + half - 1 + odd) >> shift
+            rounded = (q + half) >> right
+        else:
+            rounded = (q + half - 1 + ((q >> right) & 1)) >> right
+        return np.where(shift > 0, rounded, q << np.maximum(-shift, 0))
 
     # -- conversions ----------------------------------------------------------------------
     def quantise(self, x, *, check: bool = False) -> np.ndarray:
@@ -216,5 +219,17 @@ ACC = QFormat(48, ACT.frac + WEIGHT.frac, overflow=Overflow.WRAP)
 #: that 1.0 is exact.
 PROB = QFormat(16, 15, signed=False)
 
+#: Biases, added straight into the accumulator: ACC's fraction, 32 bits (range +-512).
+BIAS = QFormat(32, ACC.frac)
+#: Running sums of exponentials in the online softmax: PROB's fraction, room for 2**17 terms.
+SUM = QFormat(32, PROB.frac, signed=False)
+#: LayerNorm's normalised values (x - mean) / std: |x| <= sqrt(dim - 1) < 16 for dim <= 256.
+NORM = QFormat(16, 11)
+
+#: Rounding of intermediates inside a datapath (not into a named format): to nearest, ties
+#: up, so one add before the shift.
+DATAPATH = QFormat(_MAX_BITS, 0)
+
 #: Every named format, in the order reports and generated files list them.
-FORMATS = {"ACT": ACT, "WEIGHT": WEIGHT, "ACC": ACC, "PROB": PROB}
+FORMATS = {"ACT": ACT, "WEIGHT": WEIGHT, "ACC": ACC, "PROB": PROB, "BIAS": BIAS, "SUM": SUM,
+           "NORM": NORM}

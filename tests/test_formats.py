@@ -123,7 +123,7 @@ def test_named_formats_fit_the_hardware():
     assert ACC.frac == ACT.frac + WEIGHT.frac and ACC.bits >= ACT.bits + WEIGHT.bits + 16
     assert ACC.overflow is Overflow.WRAP
     assert PROB.quantise(1.0) == 1 << PROB.frac and not PROB.signed
-    assert set(formats.FORMATS) == {"ACT", "WEIGHT", "ACC", "PROB"}
+    assert {"ACT", "WEIGHT", "ACC", "PROB"} <= set(formats.FORMATS)
 
 
 def test_amaranth_shapes_follow_the_formats():

@@ -1,0 +1,257 @@
+"""Bit-exact integer model (numpy int64): the specification the RTL must match.
+
+Every op takes and returns integer codes of `pyref.formats`; docs/numerics.md gives each
+op's widths, rounding and saturation. The model is built from a float checkpoint by
+quantising every parameter (a parameter outside its format is an error naming it).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from pyref import approx
+from pyref.config import ConfigError, ModelConfig
+from pyref.formats import ACC, ACT, BIAS, DATAPATH, NORM, PROB, WEIGHT, FormatError, QFormat
+
+# -- ops ---------------------------------------------------------------------------------
+
+
+def linear(x, weight, bias=None, *, gelu: bool = False, act: QFormat = ACT) -> np.ndarray:
+    """``x @ weight.T + bias`` requantised to ``act`` (and GELU if asked): the linear unit.
+
+    ``x`` is ``act`` ``(..., in)``, ``weight`` WEIGHT ``(out, in)``, ``bias`` ``(out,)`` with
+    the accumulator's fraction (``act.frac + WEIGHT.frac``), like BIAS for ACT. The
+    accumulator wraps at `ACC`'s width.
+    """
+    acc = np.asarray(x) @ np.asarray(weight).T
+    if bias is not None:
+        acc = acc + bias
+    y = act.fit(act.round_shift(ACC.fit(acc), WEIGHT.frac))
+    return approx.gelu_fixed(y, act) if gelu else y
+
+
+def residual(x, y, act: QFormat = ACT) -> np.ndarray:
+    """Saturating add of two activation tensors."""
+    return act.fit(np.asarray(x) + y)
+
+
+def layernorm(x, gamma, beta, eps: float, act: QFormat = ACT) -> np.ndarray:
+    """LayerNorm over the last axis in one pass (sum and sum of squares), integer rsqrt.
+
+    With ``S = sum(x)`` and ``Q = sum(x^2)`` over ``D`` values, ``V = D*Q - S^2`` is
+    ``D^2 * variance`` exactly, so ``(x - mean) / std = (D*x - S) / sqrt(V)``: no divide.
+    """
+    x = np.asarray(x)
+    dim = x.shape[-1]
+    total = x.sum(axis=-1)
+    squares = (x * x).sum(axis=-1)
+    eps_code = max(1, round(eps * dim * dim * 4**act.frac))
+    r, e = approx.rsqrt(dim * squares - total * total + eps_code)
+    centred = dim * x - total[..., None]
+    xhat = NORM.fit(NORM.round_shift(centred * r[..., None],
+                                     approx.TABLE_FRAC + e[..., None] - NORM.frac))
+    scaled = xhat * gamma + (np.asarray(beta) << NORM.frac)
+    return act.fit(act.round_shift(scaled, NORM.frac + WEIGHT.frac - act.frac))
+
+
+def key_order(tokens: int, parallelism: int) -> np.ndarray:
+    """Edge-MoE's attention reordering: query ``q`` visits keys from ``q mod P``, wrapping.
+
+    Returns ``(tokens, tokens)``: row ``q`` lists the keys in the order query ``q`` sees them.
+    """
+    start = np.arange(tokens) % parallelism
+    return (start[:, None] + np.arange(tokens)) % tokens
+
+
+def attention(x, qkv_weight, qkv_bias, proj_weight, proj_bias, heads: int,
+              parallelism: int = 1, act: QFormat = ACT) -> np.ndarray:
+    """Multi-head self-attention with a single-pass softmax fused into A·V.
+
+    Scores ``q·k / sqrt(head_dim)`` are requantised to ACT (the scale is a shift). Each query
+    walks its keys once in `key_order`, keeping a running maximum, a running sum and an
+    output accumulator that are rescaled together when the maximum grows; the output is
+    divided by the sum (a reciprocal and a multiply) at the end.
+    """
+    n, tokens, dim = x.shape
+    head_dim = dim // heads
+    qkv = linear(x, qkv_weight, qkv_bias, act=act).reshape(n, tokens, 3, heads, head_dim)
+    q, k, v = (np.moveaxis(qkv[:, :, i], 2, 1) for i in range(3))  # (n, heads, tokens, hd)
+    scale_shift = round(math.log2(math.sqrt(head_dim)))
+    scores = act.fit(act.round_shift(q @ np.swapaxes(k, -1, -2), act.frac + scale_shift))
+
+    order = key_order(tokens, parallelism)
+    rows = np.arange(tokens)
+    maximum = scores[:, :, rows, order[:, 0]]
+    total = np.full(maximum.shape, 1 << PROB.frac, dtype=np.int64)
+    out = (1 << PROB.frac) * v[:, :, order[:, 0]]  # PROB.frac + ACT.frac fraction bits
+    for step in range(1, tokens):
+        keys = order[:, step]
+        maximum, total, rescale, term = approx.softmax_step(
+            maximum, total, scores[:, :, rows, keys], act)
+        out = (DATAPATH.round_shift(out * rescale[..., None], PROB.frac)
+               + term[..., None] * v[:, :, keys])
+    out = act.fit(approx.normalise(out, total, drop_bits=PROB.frac))
+    merged = np.moveaxis(out, 1, 2).reshape(n, tokens, dim)
+    return linear(merged, proj_weight, proj_bias, act=act)
+
+
+@dataclass
+class Routing:
+    """One MoE layer's routing of one image: what the patch-reorder unit consumes.
+
+    Members
+    -------
+    probs : (tokens, experts) PROB codes of the router's softmax.
+    chosen : (tokens, k) experts per token, best first (ties: lower index).
+    scores : (tokens, k) their PROB codes, not renormalised.
+    queues : list of int arrays, per expert the tokens that chose it, in token order.
+    used : experts with a non-empty queue, ascending: only their weights are fetched.
+    """
+
+    probs: np.ndarray
+    chosen: np.ndarray
+    scores: np.ndarray
+    queues: list
+    used: list
+
+
+def route(x, router, top_k: int, act: QFormat = ACT) -> Routing:
+    """Router logits, softmax over all experts, top-k and the per-expert token queues."""
+    probs = approx.softmax_fixed(linear(x, router, act=act), fmt=act)
+    # A stable sort on -p keeps the lower expert index first among equal probabilities.
+    chosen = np.argsort(-probs, axis=-1, kind="stable")[:, :top_k]
+    scores = np.take_along_axis(probs, chosen, axis=-1)
+    queues = [np.flatnonzero((chosen == e).any(axis=-1)) for e in range(router.shape[0])]
+    return Routing(probs, chosen, scores, queues, [e for e, q in enumerate(queues) if q.size])
+
+
+def moe(x, routing: Routing, fc1_weight, fc1_bias, fc2_weight, fc2_bias,
+        act: QFormat = ACT) -> np.ndarray:
+    """Experts of one image ``(tokens, dim)`` in patch-reordered form.
+
+    Each used expert gathers its queue, runs fc1+GELU and fc2 on the linear unit, and its
+    ``score * y`` is scattered back into an accumulator (exact, so the order of experts
+    does not matter); one requantisation at the end.
+    """
+    acc = np.zeros(x.shape, dtype=np.int64)  # PROB.frac + ACT.frac fraction bits
+    for e in routing.used:
+        queue = routing.queues[e]
+        hidden = linear(x[queue], fc1_weight[e], fc1_bias[e], gelu=True, act=act)
+        y = linear(hidden, fc2_weight[e], fc2_bias[e], act=act)
+        score = np.where(routing.chosen[queue] == e, routing.scores[queue], 0).sum(axis=-1)
+        acc[queue] += score[:, None] * y
+    return act.fit(act.round_shift(acc, PROB.frac))
+
+
+# -- the model ---------------------------------------------------------------------------
+
+#: Which format each kind of parameter is quantised to, by the end of its name.
+_WEIGHT_SUFFIXES = ("weight", "routers")
+
+
+def quantise_parameters(state: dict, act: QFormat = ACT) -> dict:
+    """Float parameters (name -> array) to integer codes: ``pos`` to ``act``, biases to the
+    accumulator's fraction (BIAS for ACT), LayerNorm and all other weights to WEIGHT."""
+    bias = QFormat(BIAS.bits, act.frac + WEIGHT.frac)
+    codes = {}
+    for name, value in state.items():
+        value = np.asarray(value, dtype=np.float64)
+        is_norm = ".ln" in name or name.startswith("norm.")
+        if name == "pos":
+            fmt = act
+        elif name.endswith("bias") and not is_norm:
+            fmt = bias
+        else:
+            fmt = WEIGHT
+        try:
+            codes[name] = fmt.quantise(value, check=True)
+        except FormatError as e:
+            raise FormatError(f"parameter {name}: {e}") from None
+    return codes
+
+
+class IntModel:
+    """The integer model of one config, from float parameters.
+
+    Parameters
+    ----------
+    config : ModelConfig
+    state : dict
+        Float parameters by checkpoint name (``MultiTaskViT.state_dict()`` as numpy).
+    parallelism : int
+        Queries the attention unit runs at once; sets the key order (`key_order`).
+    act : QFormat
+        Activation format (ACT; other widths for the format sweep).
+    """
+
+    def __init__(self, config: ModelConfig, state: dict, parallelism: int = 1,
+                 act: QFormat = ACT):
+        if parallelism < 1:
+            raise ConfigError(f"parallelism must be >= 1, got {parallelism}")
+        self.config, self.parallelism, self.act = config, parallelism, act
+        self.p = quantise_parameters(state, act)
+
+    def quantise_input(self, patches) -> np.ndarray:
+        """Float patches ``(n, patches, patch_pixels)`` to activation codes, shape checked."""
+        c = self.config
+        patches = np.asarray(patches)
+        if patches.ndim != 3 or patches.shape[1:] != (c.patches, c.patch_pixels):
+            raise ConfigError(f"input of shape {patches.shape} does not fit config '{c.name}': "
+                              f"expected (n, {c.patches}, {c.patch_pixels})")
+        return self.act.quantise(patches, check=True)
+
+    def block(self, layer: int, x, task: int, trace: dict | None = None):
+        """One encoder block on ACT tokens ``(n, tokens, dim)``; returns tokens and routing."""
+        p, c, act, name = self.p, self.config, self.act, f"blocks.{layer}"
+        h = layernorm(x, p[f"{name}.ln1.weight"], p[f"{name}.ln1.bias"], c.ln_eps, act)
+        a = attention(h, p[f"{name}.attn.qkv.weight"], p[f"{name}.attn.qkv.bias"],
+                      p[f"{name}.attn.proj.weight"], p[f"{name}.attn.proj.bias"],
+                      c.heads, self.parallelism, act)
+        x = residual(x, a, act)
+        h2 = layernorm(x, p[f"{name}.ln2.weight"], p[f"{name}.ln2.bias"], c.ln_eps, act)
+        routings = None
+        if c.is_moe(layer):
+            m = f"{name}.moe"
+            routings = [route(img, p[f"{m}.routers"][task], c.top_k, act) for img in h2]
+            y = np.stack([moe(img, r, p[f"{m}.fc1_weight"], p[f"{m}.fc1_bias"],
+                              p[f"{m}.fc2_weight"], p[f"{m}.fc2_bias"], act)
+                          for img, r in zip(h2, routings, strict=True)])
+        else:
+            hidden = linear(h2, p[f"{name}.mlp.fc1.weight"], p[f"{name}.mlp.fc1.bias"],
+                            gelu=True, act=act)
+            y = linear(hidden, p[f"{name}.mlp.fc2.weight"], p[f"{name}.mlp.fc2.bias"], act=act)
+        out = residual(x, y, act)
+        if trace is not None:
+            trace.update({f"{name}.ln1": h, f"{name}.attn": a, f"{name}.ln2": h2,
+                          f"{name}.ffn": y, f"block{layer}": out})
+        return out, routings
+
+    def tokens(self, patch_codes, task: int, trace: dict | None = None):
+        """The last block's ACT tokens ``(n, tokens, dim)`` and the routing of each MoE layer."""
+        c, p, act = self.config, self.p, self.act
+        if task not in range(c.tasks):
+            raise ConfigError(f"unknown task {task}: config '{c.name}' has tasks 0..{c.tasks - 1}")
+        embedded = linear(act.fit(patch_codes, check=True), p["patch_embed.weight"],
+                          p["patch_embed.bias"], act=act)
+        x = np.concatenate([np.zeros_like(embedded[:, :1]), embedded], axis=1)
+        x = residual(x, p["pos"], act)
+        if trace is not None:
+            trace["embed"] = x
+        routing = []
+        for layer in range(c.depth):
+            x, r = self.block(layer, x, task, trace)
+            if r is not None:
+                routing.append(r)
+        return x, routing
+
+    def forward(self, patch_codes, task: int, trace: dict | None = None):
+        """Task logits as activation codes (task 0: ``(n, classes)``; task 1: per patch) and
+        the routing."""
+        x, routing = self.tokens(patch_codes, task, trace)
+        p, act = self.p, self.act
+        x = layernorm(x, p["norm.weight"], p["norm.bias"], self.config.ln_eps, act)
+        head = x[:, 0] if task == 0 else x[:, 1:]
+        return linear(head, p[f"heads.{task}.weight"], p[f"heads.{task}.bias"], act=act), routing
