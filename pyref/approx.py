@@ -25,8 +25,10 @@ from pyref.formats import ACT, DATAPATH, PROB, SUM, FormatError, QFormat
 TABLE_FRAC = 16
 
 
-def _table(function, points) -> np.ndarray:
-    return np.array([round(function(p) * 2**TABLE_FRAC) for p in points], dtype=np.int64)
+def _table(function, start: float, entries: int, step_bits: int) -> np.ndarray:
+    """``function`` at ``start + i / 2**step_bits`` as codes with `TABLE_FRAC` fraction bits."""
+    return np.array([round(function(start + i / 2**step_bits) * 2**TABLE_FRAC)
+                     for i in range(entries)], dtype=np.int64)
 
 
 def _interpolate(table: np.ndarray, index: np.ndarray, rest: np.ndarray, rest_bits: int):
@@ -38,8 +40,8 @@ def _interpolate(table: np.ndarray, index: np.ndarray, rest: np.ndarray, rest_bi
 # -- GELU ----------------------------------------------------------------------------------
 GELU_STEP_BITS = 5  #: table step 2**-5 = 1/32, as in Edge-MoE
 GELU_LIMIT = 5.5  #: past this |x|, delta(|x|) < 1e-7 and GELU is ReLU
-GELU_DELTA = _table(lambda a: a * 0.5 * math.erfc(a / math.sqrt(2)),
-                    [i / 2**GELU_STEP_BITS for i in range(int(GELU_LIMIT * 2**GELU_STEP_BITS) + 1)])
+GELU_DELTA = _table(lambda a: a * 0.5 * math.erfc(a / math.sqrt(2)), 0,
+                    int(GELU_LIMIT * 2**GELU_STEP_BITS) + 1, GELU_STEP_BITS)
 
 
 def gelu_fixed(x, fmt: QFormat = ACT) -> np.ndarray:
@@ -60,7 +62,7 @@ def gelu_fixed(x, fmt: QFormat = ACT) -> np.ndarray:
 #: log2(e) as an unsigned code with 15 fraction bits.
 LOG2E = round(math.log2(math.e) * 2**15)
 EXP2_INDEX_BITS = 8  #: table of 2^f every 1/256 on [0, 1]
-EXP2_TABLE = _table(lambda f: 2.0**f, [i / 2**EXP2_INDEX_BITS for i in range(2**EXP2_INDEX_BITS + 1)])
+EXP2_TABLE = _table(lambda f: 2.0**f, 0, 2**EXP2_INDEX_BITS + 1, EXP2_INDEX_BITS)
 
 
 def exp_fixed(d, fmt: QFormat = ACT) -> np.ndarray:
@@ -81,11 +83,10 @@ def exp_fixed(d, fmt: QFormat = ACT) -> np.ndarray:
 
 # -- reciprocal and reciprocal square root -------------------------------------------------
 RECIP_INDEX_BITS = 8  #: table of 1/m every 1/256 on [1, 2]
-RECIP_TABLE = _table(lambda m: 1.0 / m, [1 + i / 2**RECIP_INDEX_BITS
-                                         for i in range(2**RECIP_INDEX_BITS + 1)])
+RECIP_TABLE = _table(lambda m: 1.0 / m, 1, 2**RECIP_INDEX_BITS + 1, RECIP_INDEX_BITS)
 RSQRT_INDEX_BITS = 7  #: table of 1/sqrt(m) every 1/128 on [1, 4]
-RSQRT_TABLE = _table(lambda m: 1.0 / math.sqrt(m), [1 + i / 2**RSQRT_INDEX_BITS
-                                                    for i in range(3 * 2**RSQRT_INDEX_BITS + 1)])
+RSQRT_TABLE = _table(lambda m: 1.0 / math.sqrt(m), 1, 3 * 2**RSQRT_INDEX_BITS + 1,
+                     RSQRT_INDEX_BITS)
 
 
 def _normalise(v: np.ndarray, exponent: np.ndarray) -> np.ndarray:

@@ -49,7 +49,8 @@ def test_data_split_is_fixed_and_labels_are_sane():
     # Background patches exist, and every digit patch carries its image's class.
     assert (labels == 0).mean() > 0.2
     digit = labels > 0
-    assert np.array_equal(labels[digit] - 1, np.broadcast_to(test.labels[:, None], labels.shape)[digit])
+    image_class = np.broadcast_to(test.labels[:, None], labels.shape)
+    assert np.array_equal(labels[digit] - 1, image_class[digit])
     with pytest.raises(data.DataError, match="28x28x1"):
         data.load(get_config("m3vit-tiny"), "test")
 
