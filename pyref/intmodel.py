@@ -226,7 +226,7 @@ class IntModel:
         out = residual(x, y, act)
         if trace is not None:
             trace.update({f"{name}.ln1": h, f"{name}.attn": a, f"{name}.ln2": h2,
-                          f"{name}.ffn": y, f"block{layer}": out})
+                          f"{name}.ffn": y, f"{name}.out": out})
         return out, routings
 
     def tokens(self, patch_codes, task: int, trace: dict | None = None):

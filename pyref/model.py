@@ -135,7 +135,7 @@ class MultiTaskViT(nn.Module):
             if route is not None:
                 routing.append(route)
             if trace is not None:
-                trace[f"block{layer}"] = x
+                trace[f"blocks.{layer}.out"] = x
         return x, routing
 
     def forward(self, patches: torch.Tensor, task: int, trace: dict | None = None):

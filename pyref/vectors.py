@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pyref import ops
+from pyref import approx, data, intmodel, ops
+from pyref.config import get_config
 from pyref.formats import ACC, ACT, FORMATS, WEIGHT
 
 FIX = "run `make vectors` to regenerate it"
@@ -60,14 +61,94 @@ def _mac(rng: np.random.Generator) -> dict:
     return {"act": act, "weight": weight, "lengths": lengths, "acc": acc}
 
 
+def _gelu(rng: np.random.Generator) -> dict:
+    """Every ACT code: GELU is small enough to check exhaustively."""
+    x = np.arange(ACT.min_code, ACT.max_code + 1)
+    return {"x": x, "y": approx.gelu_fixed(x)}
+
+
+def _softmax(rng: np.random.Generator) -> dict:
+    """Ragged rows of 1 to 129 scores: random, narrow, equal, one dominant, at the extremes."""
+    blocks, states = [], []
+    for n in range(1, 130):
+        dominant = ACT.random(rng, n) // 64
+        dominant[rng.integers(n)] = ACT.max_code
+        block = np.stack([ACT.random(rng, n), ACT.random(rng, n) // 256,
+                          np.full(n, ACT.random(rng, 1)[0]), np.full(n, ACT.min_code),
+                          np.full(n, ACT.max_code), dominant])
+        blocks.append(block)
+        states.append(approx.softmax_state(block))
+    return {"scores": np.concatenate([b.ravel() for b in blocks]),
+            "lengths": np.concatenate([np.full(len(b), b.shape[1]) for b in blocks]),
+            "probs": np.concatenate([approx.softmax_fixed(b).ravel() for b in blocks]),
+            "maximum": np.concatenate([m for m, _ in states]),
+            "total": np.concatenate([t for _, t in states])}
+
+
+def _layernorm(rng: np.random.Generator) -> dict:
+    """Rows of both configs' widths, with random scale, plus constant and extreme rows."""
+    out = {}
+    for dim in sorted({c.dim for c in (get_config("tiny"), get_config("m3vit-tiny"))}):
+        x = ACT.quantise(rng.normal(0, rng.uniform(0.05, 8, (256, 1)), (256, dim)))
+        x[0], x[1], x[2] = 0, ACT.max_code, np.where(np.arange(dim) % 2, ACT.max_code,
+                                                       ACT.min_code)
+        gamma = WEIGHT.quantise(rng.uniform(-1.5, 1.5, dim))
+        beta = WEIGHT.quantise(rng.normal(0, 0.5, dim))
+        out.update({f"x{dim}": x, f"gamma{dim}": gamma, f"beta{dim}": beta,
+                    f"y{dim}": intmodel.layernorm(x, gamma, beta, 1e-6)})
+    return out
+
+
+#: Images and attention parallelism of the ``trace`` set.
+TRACE_IMAGES = 8
+TRACE_PARALLELISM = 1
+
+
+def _trace(rng: np.random.Generator) -> dict:
+    """The tiny model on `TRACE_IMAGES` test images, both tasks: every intermediate.
+
+    Keys are ``task<t>.<name>``: ``input`` (ACT patches), ``embed``, per block
+    ``blocks.<l>.{ln1, attn, ln2, ffn, out}``, the ``logits``, and per MoE layer ``moe<m>``
+    the routing of each image: ``chosen`` and ``scores`` ``(images, tokens, k)`` and ``used``
+    ``(images, experts)``. Expert ``e``'s queue is the tokens whose ``chosen`` holds ``e``,
+    in token order.
+    """
+    from pyref.model import load_checkpoint  # torch only here: other sets stay light
+
+    config = get_config("tiny")
+    state = {k: v.numpy() for k, v in load_checkpoint(config).state_dict().items()}
+    model = intmodel.IntModel(config, state, TRACE_PARALLELISM)
+    test = data.load(config, "test")
+    chosen = np.sort(rng.choice(len(test), TRACE_IMAGES, replace=False))
+    split = test.subset(chosen)
+    codes = model.quantise_input(data.patchify(split.images, config.patch))
+    out = {"images": chosen, "labels": split.labels, "patch_labels": split.patch_labels}
+    for task in range(config.tasks):
+        trace = {}
+        logits, routing = model.forward(codes, task, trace)
+        out.update({f"task{task}.input": codes, f"task{task}.logits": logits})
+        out.update({f"task{task}.{k}": v for k, v in trace.items()})
+        for moe_index, layer in enumerate(routing):
+            key = f"task{task}.moe{moe_index}"
+            out[f"{key}.chosen"] = np.stack([r.chosen for r in layer])
+            out[f"{key}.scores"] = np.stack([r.scores for r in layer])
+            used = np.zeros((len(layer), config.experts), dtype=np.int64)
+            for i, r in enumerate(layer):
+                used[i, r.used] = 1
+            out[f"{key}.used"] = used
+    return out
+
+
 #: Every vector set: name -> generator taking a seeded numpy Generator.
-GENERATORS = {"requant": _requant, "mac": _mac}
+GENERATORS = {"requant": _requant, "mac": _mac, "gelu": _gelu, "softmax": _softmax,
+              "layernorm": _layernorm, "trace": _trace}
 
 
 def fingerprint() -> str:
-    """A digest of the pyref sources: vectors made by other sources are stale."""
+    """A digest of the pyref sources and checkpoints: vectors made by others are stale."""
     digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    here = Path(__file__).parent
+    for path in sorted([*here.glob("*.py"), *here.glob("checkpoints/*.npz")]):
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:16]
 

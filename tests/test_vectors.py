@@ -11,7 +11,7 @@ from pyref.vectors import VectorError
 
 @pytest.fixture
 def vector_dir(tmp_path):
-    for name in vectors.GENERATORS:
+    for name in ("requant", "mac"):
         vectors.write(name, tmp_path, seed=5)
     return tmp_path
 
@@ -75,8 +75,9 @@ def test_unknown_set_lists_the_known_ones(tmp_path):
         vectors.write("nope", tmp_path, 0)
 
 
-def test_same_seed_gives_byte_identical_files(tmp_path):
-    first = vectors.write("mac", tmp_path / "a", 9)
-    second = vectors.write("mac", tmp_path / "b", 9)
+@pytest.mark.parametrize("name", list(vectors.GENERATORS))
+def test_same_seed_gives_byte_identical_files(tmp_path, name):
+    first = vectors.write(name, tmp_path / "a", 9)
+    second = vectors.write(name, tmp_path / "b", 9)
     assert first.with_suffix(".npz").read_bytes() == second.with_suffix(".npz").read_bytes()
     assert first.read_text() == second.read_text()
