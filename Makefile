@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 WAVES_FLAG := $(if $(filter 1 yes true,$(WAVES)),--waves,)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-all train sim vectors hls verilog bitstream report bench lint clean
+.PHONY: help setup test test-all train fidelity sim vectors hls verilog bitstream report bench lint clean
 
 help: ## show this list
 	@echo "lumoe make targets (SEED=n picks the random vectors, WAVES=1 writes waveforms):"
@@ -37,6 +37,9 @@ test-all: $(STAMP) ## every test, the slow ones (bitstreams, big sweeps) too
 
 train: $(STAMP) ## train the tiny model (CPU, ~2 min) into pyref/checkpoints (shipped)
 	$(PY) -m scripts.train --seed=$(SEED)
+
+fidelity: $(STAMP) ## integer golden model against float: errors, SQNR, width sweep
+	$(PY) -m scripts.fidelity
 
 vectors: $(STAMP) ## write seeded test vectors and manifests to build/vectors
 	$(PY) -m scripts.vectors --seed=$(SEED)

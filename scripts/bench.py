@@ -1,19 +1,55 @@
 """make bench: heavy measurements kept out of CI.
 
 Runs every unit bench over several seeds (bit-exactness must hold for each) and records
-cycles, MAC rate and Verilator speed in build/report/bench.json.
+cycles, MAC rate and Verilator speed; times the integer golden model (tiny per image, and
+one m3vit-tiny image with its full trace); reruns `make fidelity`. Results go to
+build/report/bench.json and the report.
 """
 
 import argparse
 import json
 import sys
+import time
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from pyref import data
+from pyref.config import get_config
+from pyref.intmodel import IntModel
+from scripts import fidelity, report
 from scripts.common import REPORT, main, seed_argument
 from scripts.designs import DESIGNS, design_argument
 from scripts.sim import passed, simulate
+
+
+def golden_speed(seed: int) -> dict:
+    """Wall time of the integer model: tiny per image, and m3vit-tiny with a full trace."""
+    import torch
+
+    from pyref.model import MultiTaskViT, load_checkpoint
+
+    tiny = get_config("tiny")
+    state = {k: v.numpy() for k, v in load_checkpoint(tiny).state_dict().items()}
+    model = IntModel(tiny, state)
+    test = data.load(tiny, "test").subset(slice(0, 64))
+    codes = model.quantise_input(data.patchify(test.images, tiny.patch))
+    start = time.perf_counter()
+    for task in range(tiny.tasks):
+        for image in codes:
+            model.forward(image[None], task)
+    per_image = (time.perf_counter() - start) / (tiny.tasks * len(codes))
+
+    big = get_config("m3vit-tiny")
+    torch.manual_seed(seed)
+    state = {k: v.detach().numpy() for k, v in MultiTaskViT(big).state_dict().items()}
+    model = IntModel(big, state)
+    image = np.random.default_rng(seed).normal(0, 1, (1, big.patches, big.patch_pixels))
+    start = time.perf_counter()
+    model.forward(model.quantise_input(image), 0, trace={})
+    return {"tiny_seconds_per_image": round(per_image, 5),
+            "m3vit_tiny_trace_seconds": round(time.perf_counter() - start, 3)}
 
 
 @main
@@ -50,10 +86,17 @@ def run(argv=None):
         table.add_row(name, str(r["vectors"]), str(r["mismatches"]), str(r["cycles"]),
                       str(r["ideal_cycles"]), str(r["macs_per_cycle"]), str(r["sim_cycles_per_s"]))
     console.print(table)
+    with console.status("timing the integer golden model"):
+        golden = golden_speed(args.seed)
+    console.print(f"integer model: {golden['tiny_seconds_per_image'] * 1000:.1f} ms per tiny "
+                  f"image, {golden['m3vit_tiny_trace_seconds']:.2f} s for an m3vit-tiny trace")
     REPORT.mkdir(parents=True, exist_ok=True)
     out = REPORT / "bench.json"
-    out.write_text(json.dumps({"seeds": list(runs), "units": rows}, indent=2) + "\n")
+    out.write_text(json.dumps({"seeds": list(runs), "units": rows, "golden": golden},
+                              indent=2) + "\n")
     console.print(f"wrote {out}")
+    fidelity.run([])
+    console.print(f"report: {report.write()}")
     if not all(passed(r) for seed_runs in runs.values() for r in seed_runs.values()):
         sys.exit(1)
 

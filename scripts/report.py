@@ -49,6 +49,8 @@ def write() -> str:
                   "![throughput per unit](throughput.png)", ""]
     else:
         lines += ["No simulation results yet: run `make sim`.", ""]
+    lines += _fidelity_section()
+    lines += _bench_section()
     reports = sorted(BITSTREAM.glob("*/report.json"))
     if reports:
         lines += ["## ECP5 implementation (`make bitstream`)", "",
@@ -64,6 +66,53 @@ def write() -> str:
     path = REPORT / "report.md"
     path.write_text("\n".join(lines))
     return str(path)
+
+
+def _fidelity_section() -> list:
+    path = REPORT / "fidelity.json"
+    if not path.exists():
+        return ["No golden-model fidelity yet: run `make fidelity`.", ""]
+    f = json.loads(path.read_text())
+    a, m = f["approximations"], f["model"]
+    lines = ["## Golden model fidelity (`make fidelity`)", "",
+             "| approximation | max error over the whole input range | target |",
+             "|---|---|---|",
+             f"| GELU (every ACT code) | {a['gelu_max_error']:.5f} | 2^-8 = 0.00391 "
+             f"(I-BERT i-GELU: {a['i_gelu_max_error']:.4f}) |",
+             f"| softmax, rows of 1 to 129 | {a['softmax_max_error']:.2e} | 2^-10 = 9.8e-4 |",
+             f"| exp (base 2 with table) | {a['exp_max_error']:.2e} | |",
+             f"| reciprocal (relative) | {a['reciprocal_max_relative_error']:.2e} | |",
+             f"| rsqrt (relative) | {a['rsqrt_max_relative_error']:.2e} | |",
+             "", "![approximation errors](approximations.png)", "",
+             f"Tiny model, float against integer on {m['images']} test images:", "",
+             "| task | metric | float | integer | SQNR per block output (dB) |",
+             "|---|---|---|---|---|"]
+    for task, t in m["tasks"].items():
+        sqnr = ", ".join(f"{v:.1f}" for v in t["sqnr_db"].values())
+        lines.append(f"| {task} | {t['metric']} | {100 * t['float']:.2f} % | "
+                     f"{100 * t['integer']:.2f} % | {sqnr} |")
+    sweep = m["sweep"]
+    lines += ["", "Activation width sweep (8 integer bits; task 0 accuracy / task 1 patch "
+              "accuracy):", "", "| bits | " + " | ".join(sweep) + " |",
+              "|---" * (len(sweep) + 1) + "|",
+              "| task 0 | " + " | ".join(f"{100 * v['0']:.1f}" for v in sweep.values()) + " |",
+              "| task 1 | " + " | ".join(f"{100 * v['1']:.1f}" for v in sweep.values()) + " |",
+              "", "![fidelity](fidelity.png)", ""]
+    return lines
+
+
+def _bench_section() -> list:
+    path = REPORT / "bench.json"
+    if not path.exists():
+        return []
+    b = json.loads(path.read_text())
+    lines = ["## Benchmarks (`make bench`)", ""]
+    if "golden" in b:
+        g = b["golden"]
+        lines += [f"Integer model: {g['tiny_seconds_per_image'] * 1000:.1f} ms per tiny image "
+                  f"(both tasks averaged), {g['m3vit_tiny_trace_seconds']:.2f} s for one "
+                  "m3vit-tiny image with its full trace (random weights).", ""]
+    return lines
 
 
 @main
