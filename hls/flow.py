@@ -13,14 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from hls import formats as dslx_formats
-from pyref.formats import ACC, ACT, QFormat
+from hls import generated
+from pyref.formats import ACC, ACT, PROB, SUM, WEIGHT, QFormat
 
 HERE = Path(__file__).parent
 
 
 class HlsError(RuntimeError):
     """A DSLX kernel that does not convert, or a stale generated file."""
+
+
+def raw(bits: int, signed: bool = False) -> QFormat:
+    """A plain integer port (no fraction) of a kernel."""
+    return QFormat(bits, 0, signed)
 
 
 @dataclass(frozen=True)
@@ -30,30 +35,26 @@ class Kernel:
     Parameters
     ----------
     name : str
-        Kernel and Verilog module name; the source is ``hls/<name>.x``.
+        DSLX function and Verilog module name; also the name of its `pyref.opcases` case.
+    module : str
+        DSLX source ``hls/<module>.x``.
     inputs : dict of str to QFormat
-        The DSLX function's parameters, in order, with their formats.
-    output : QFormat
-        Format of the returned code.
+        The function's parameters, in order, with their formats.
+    outputs : dict of str to QFormat
+        Its result (the elements of a returned tuple, in order), with their formats.
     stages : int
         Pipeline stages given to the XLS scheduler.
-    top : str
-        The DSLX function to compile (defaults to ``name``).
     """
 
     name: str
-    inputs: dict[str, QFormat] = field(hash=False)
-    output: QFormat
+    module: str
+    inputs: dict = field(hash=False)
+    outputs: dict = field(hash=False)
     stages: int
-    top: str = ""
 
     @property
     def source(self) -> Path:
-        return HERE / f"{self.name}.x"
-
-    @property
-    def function(self) -> str:
-        return self.top or self.name
+        return HERE / f"{self.module}.x"
 
     @property
     def latency(self) -> int:
@@ -63,16 +64,37 @@ class Kernel:
     def describe(self) -> dict:
         return {
             "module": self.name,
+            "source": self.source.name,
             "stages": self.stages,
             "latency": self.latency,
             "inputs": {k: f.describe() for k, f in self.inputs.items()},
-            "output": self.output.describe(),
+            "outputs": {k: f.describe() for k, f in self.outputs.items()},
             "ports": {"clock": "clk", "reset": "rst", "valid_in": "i_valid",
-                      "valid_out": "o_valid", "result": "out"},
+                      "valid_out": "o_valid", "result": "out (tuples: first element in the "
+                      "most significant bits)"},
         }
 
 
-KERNELS = {k.name: k for k in [Kernel("requant", {"x": ACC}, ACT, stages=2)]}
+MANTISSA, EXPONENT = raw(17), raw(6)  # a reciprocal or rsqrt as r * 2^-(16 + e)
+TOTAL, SQUARES = raw(32, signed=True), raw(48)  # LayerNorm's running sums
+
+KERNELS = {k.name: k for k in [
+    Kernel("requant", "requant", {"x": ACC}, {"y": ACT}, stages=2),
+    Kernel("gelu", "gelu", {"x": ACT}, {"y": ACT}, stages=3),
+    Kernel("exp2", "softmax", {"d": raw(ACT.bits + 1, signed=True)}, {"y": PROB}, stages=4),
+    Kernel("softmax_step", "softmax", {"maximum": ACT, "total": SUM, "score": ACT},
+           {"new_max": ACT, "new_total": SUM, "scale": PROB, "term": PROB}, stages=6),
+    Kernel("reciprocal", "softmax", {"total": SUM}, {"r": MANTISSA, "e": EXPONENT}, stages=4),
+    Kernel("normalise", "softmax", {"term": PROB, "r": MANTISSA, "e": EXPONENT}, {"p": PROB},
+           stages=3),
+    Kernel("ln_accumulate", "layernorm", {"total": TOTAL, "squares": SQUARES, "x": ACT},
+           {"new_total": TOTAL, "new_squares": SQUARES}, stages=2),
+    Kernel("ln_stats", "layernorm", {"total": TOTAL, "squares": SQUARES, "dim": raw(16),
+                                     "eps": raw(32)}, {"r": MANTISSA, "e": EXPONENT}, stages=5),
+    Kernel("ln_apply", "layernorm", {"x": ACT, "total": TOTAL, "dim": raw(16), "r": MANTISSA,
+                                     "e": EXPONENT, "gamma": WEIGHT, "beta": WEIGHT},
+           {"y": ACT}, stages=5),
+]}
 
 
 def _xls():
@@ -83,35 +105,36 @@ def _xls():
     return xls
 
 
-def _check_formats_fresh():
-    if not dslx_formats.is_fresh():
-        raise HlsError(
-            f"{dslx_formats.FORMATS_X} is stale against pyref/formats.py: run `make hls` "
-            "(it regenerates the file) and commit it"
-        )
+def _check_generated_fresh():
+    stale = generated.stale()
+    if stale:
+        raise HlsError(f"{', '.join(str(p) for p in stale)} stale against pyref: run `make hls` "
+                       "(it regenerates them) and commit the result")
 
 
 @cache
 def optimised_ir(name: str) -> str:
     """The optimised IR package text of kernel ``name``."""
-    _check_formats_fresh()
+    _check_generated_fresh()
     kernel = KERNELS[name]
     xls = _xls()
     try:
         ir = xls.convert_dslx_to_ir(
-            kernel.source.read_text(), str(kernel.source), kernel.name,
+            kernel.source.read_text(), str(kernel.source), kernel.module,
             additional_search_paths=[str(HERE)],
         )
     except Exception as e:
         raise HlsError(f"DSLX conversion of {kernel.source} failed:\n{e}") from None
-    return xls.optimize_ir(ir, xls.mangle_dslx_name(kernel.name, kernel.function))
+    return xls.optimize_ir(ir, _top(kernel))
+
+
+def _top(kernel: Kernel) -> str:
+    return _xls().mangle_dslx_name(kernel.module, kernel.name)
 
 
 def _function(name: str):
-    xls = _xls()
-    kernel = KERNELS[name]
-    package = xls.parse_ir_package(optimised_ir(name))
-    return package, package.get_function(xls.mangle_dslx_name(kernel.name, kernel.function))
+    package = _xls().parse_ir_package(optimised_ir(name))
+    return package, package.get_function(_top(KERNELS[name]))
 
 
 def jit(name: str):
@@ -120,29 +143,34 @@ def jit(name: str):
     Returns
     -------
     callable
-        ``f(*codes) -> np.ndarray`` taking one int array per kernel input.
+        ``f(**codes) -> {output: np.ndarray}`` taking one int array per kernel input, by
+        argument name.
     """
     xls = _xls()
     kernel = KERNELS[name]
     compiled = _function(name)[1].to_jit()
-    makers = [xls.Value.make_sbits if f.signed else xls.Value.make_ubits
+    makers = [(xls.Value.make_sbits if f.signed else xls.Value.make_ubits, f.bits)
               for f in kernel.inputs.values()]
-    widths = [f.bits for f in kernel.inputs.values()]
+    outputs = list(kernel.outputs.items())
 
-    def to_int(value):
+    def to_int(value, fmt):
         bits = value.get_bits()
-        return bits.to_int64() if kernel.output.signed else bits.to_uint64()
+        return bits.to_int64() if fmt.signed else bits.to_uint64()
 
-    def run(*codes):
-        if len(codes) != len(kernel.inputs):
-            raise TypeError(f"{name} takes {len(kernel.inputs)} code arrays, got {len(codes)}")
-        arrays = [f.fit(c, check=True).ravel()
-                  for f, c in zip(kernel.inputs.values(), codes, strict=True)]
-        out = np.empty(arrays[0].shape, dtype=np.int64)
+    def run(**codes):
+        if set(codes) != set(kernel.inputs):
+            raise TypeError(f"{name} takes {', '.join(kernel.inputs)}, got {', '.join(codes)}")
+        arrays = [f.fit(codes[k], check=True).ravel() for k, f in kernel.inputs.items()]
+        out = np.empty((len(outputs), arrays[0].size), dtype=np.int64)
         for i, args in enumerate(zip(*arrays, strict=True)):
-            values = [make(w, int(a)) for make, w, a in zip(makers, widths, args, strict=True)]
-            out[i] = to_int(compiled.run(values))
-        return out.reshape(np.shape(codes[0]))
+            result = compiled.run([make(w, int(a)) for (make, w), a in zip(makers, args,
+                                                                           strict=True)])
+            if len(outputs) == 1:
+                out[0, i] = to_int(result, outputs[0][1])
+            else:
+                for j, (_, fmt) in enumerate(outputs):
+                    out[j, i] = to_int(result.get_element(j), fmt)
+        return {k: row for (k, _), row in zip(outputs, out, strict=True)}
 
     return run
 
@@ -154,8 +182,7 @@ def codegen(name: str, outdir: Path) -> Path:
     result = package.schedule_and_codegen(
         generator="pipeline", pipeline_stages=kernel.stages, delay_model="unit",
         module_name=kernel.name, reset="rst", reset_active_low=False,
-        input_valid_signal="i_valid", output_valid_signal="o_valid",
-        top=_xls().mangle_dslx_name(kernel.name, kernel.function),
+        input_valid_signal="i_valid", output_valid_signal="o_valid", top=_top(kernel),
     )
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -181,6 +181,11 @@ def normalise(values, total, drop_bits: int = 0) -> np.ndarray:
     row. ``drop_bits`` removes fraction bits in the same rounding.
     """
     r, e = reciprocal(total)
+    return scale_by_reciprocal(values, r[..., None], e[..., None], drop_bits)
+
+
+def scale_by_reciprocal(values, r, e, drop_bits: int = 0) -> np.ndarray:
+    """``values`` times ``1/total`` given as `reciprocal`'s ``(r, e)`` of a `SUM` code."""
     # 1/total = r * 2**-(TABLE_FRAC + e) * 2**SUM.frac.
-    shift = TABLE_FRAC + e[..., None] - SUM.frac + drop_bits
-    return DATAPATH.round_shift(np.asarray(values) * r[..., None], shift)
+    shift = TABLE_FRAC + np.asarray(e) - SUM.frac + drop_bits
+    return DATAPATH.round_shift(np.asarray(values) * r, shift)

@@ -43,16 +43,38 @@ def layernorm(x, gamma, beta, eps: float, act: QFormat = ACT) -> np.ndarray:
 
     With ``S = sum(x)`` and ``Q = sum(x^2)`` over ``D`` values, ``V = D*Q - S^2`` is
     ``D^2 * variance`` exactly, so ``(x - mean) / std = (D*x - S) / sqrt(V)``: no divide.
+    The three steps are the LayerNorm kernels: accumulate, `layernorm_stats`,
+    `layernorm_apply`.
     """
     x = np.asarray(x)
     dim = x.shape[-1]
     total = x.sum(axis=-1)
-    squares = (x * x).sum(axis=-1)
-    eps_code = max(1, round(eps * dim * dim * 4**act.frac))
-    r, e = approx.rsqrt(dim * squares - total * total + eps_code)
-    centred = dim * x - total[..., None]
-    xhat = NORM.fit(NORM.round_shift(centred * r[..., None],
-                                     approx.TABLE_FRAC + e[..., None] - NORM.frac))
+    r, e = layernorm_stats(total, (x * x).sum(axis=-1), dim, layernorm_eps(eps, dim, act))
+    return layernorm_apply(x, total[..., None], dim, r[..., None], e[..., None], gamma, beta,
+                           act)
+
+
+def layernorm_accumulate(total, squares, x):
+    """One step of the single pass: add a value to the sum and its square to the sum of
+    squares."""
+    x = np.asarray(x)
+    return np.asarray(total) + x, np.asarray(squares) + x * x
+
+
+def layernorm_eps(eps: float, dim: int, act: QFormat = ACT) -> int:
+    """``eps`` in the units of ``V = D*Q - S^2`` (at least 1, so rsqrt is defined)."""
+    return max(1, round(eps * dim * dim * 4**act.frac))
+
+
+def layernorm_stats(total, squares, dim: int, eps_code: int):
+    """``(r, e)`` of ``1/sqrt(D*Q - S^2 + eps)`` from the sums ``S`` and ``Q``."""
+    return approx.rsqrt(dim * np.asarray(squares) - np.asarray(total) ** 2 + eps_code)
+
+
+def layernorm_apply(x, total, dim: int, r, e, gamma, beta, act: QFormat = ACT) -> np.ndarray:
+    """Normalise ``x`` with the row's sum and rsqrt, then scale by ``gamma``, shift by ``beta``."""
+    centred = dim * np.asarray(x) - total
+    xhat = NORM.fit(NORM.round_shift(centred * r, approx.TABLE_FRAC + e - NORM.frac))
     scaled = xhat * gamma + (np.asarray(beta) << NORM.frac)
     return act.fit(act.round_shift(scaled, NORM.frac + WEIGHT.frac - act.frac))
 

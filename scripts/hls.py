@@ -1,4 +1,4 @@
-"""make hls: regenerate hls/formats.x and compile every DSLX kernel to pipelined Verilog."""
+"""make hls: regenerate hls/formats.x and hls/tables.x, then compile every DSLX kernel to pipelined Verilog."""
 
 import argparse
 
@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hls import flow
-from hls import formats as dslx_formats
+from hls import generated
 from scripts.common import HLS, main
 
 
@@ -15,7 +15,7 @@ def run(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", default=HLS, help="output directory")
     args = parser.parse_args(argv)
-    dslx_formats.write()
+    generated.write()
     table = Table(title="XLS kernels")
     for column in ("kernel", "stages", "latency", "verilog"):
         table.add_column(column)

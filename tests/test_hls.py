@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 
 from hls import flow
-from hls import formats as dslx_formats
+from hls import generated
 from pyref import ops
 from pyref.formats import ACC, ACT
 
 
-def test_formats_x_is_fresh():
-    assert dslx_formats.is_fresh(), "hls/formats.x is stale: run `make hls` and commit it"
+def test_generated_dslx_is_fresh():
+    assert not generated.stale(), "generated DSLX is stale: run `make hls` and commit it"
 
 
-def test_stale_formats_x_stops_the_flow(monkeypatch):
-    monkeypatch.setattr(dslx_formats, "dslx_text", lambda: "// something else\n")
+def test_stale_generated_dslx_stops_the_flow(monkeypatch):
+    monkeypatch.setitem(generated.GENERATED, generated.HERE / "tables.x", lambda: "// other\n")
     flow.optimised_ir.cache_clear()
     with pytest.raises(flow.HlsError, match="stale.*make hls"):
         flow.optimised_ir("requant")
