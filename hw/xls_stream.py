@@ -23,27 +23,32 @@ class XlsStream(wiring.Component):
         Cycles from ``i_valid`` to ``o_valid``.
     inputs : dict of str to Shape
         The module's data inputs in order; with more than one, ``i.payload`` is a struct.
-    output : Shape
-        Shape of ``out``.
+    outputs : dict of str to Shape
+        The elements of ``out`` in order; with more than one, ``o.payload`` is a struct.
 
     Members
     -------
     i : In(stream.Signature(...))
         Arguments.
-    o : Out(stream.Signature(output))
+    o : Out(stream.Signature(...))
         Results, in order.
     """
 
-    def __init__(self, module: str, latency: int, inputs: dict, output):
+    def __init__(self, module: str, latency: int, inputs: dict, outputs: dict):
         self.module = module
         self.latency = latency
         self.inputs = dict(inputs)
-        payload = (next(iter(self.inputs.values())) if len(self.inputs) == 1
-                   else data.StructLayout(self.inputs))
+        # XLS packs a returned tuple with its first element in the most significant bits,
+        # while a struct layout starts at the least significant: list the fields reversed.
+        results = dict(reversed(list(outputs.items())))
         super().__init__({
-            "i": In(stream.Signature(payload)),
-            "o": Out(stream.Signature(output)),
+            "i": In(stream.Signature(self._payload(self.inputs))),
+            "o": Out(stream.Signature(self._payload(results))),
         })
+
+    @staticmethod
+    def _payload(fields: dict):
+        return next(iter(fields.values())) if len(fields) == 1 else data.StructLayout(fields)
 
     def elaborate(self, platform):
         m = Module()

@@ -19,7 +19,7 @@ def xls_unit(kernel: str) -> XlsStream:
     """The stream-wrapped pipeline of XLS kernel ``kernel``."""
     k = flow.KERNELS[kernel]
     return XlsStream(k.name, k.latency, {n: f.shape() for n, f in k.inputs.items()},
-                     k.output.shape())
+                     {n: f.shape() for n, f in k.outputs.items()})
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,9 @@ class Design:
         """Emit the design and its kernels; returns every Verilog source, top first."""
         unit = self.component()
         extra = {"peak_macs_per_cycle": getattr(unit, "peak_macs_per_cycle", 0), **self.params}
+        if "kernel" in self.params:
+            k = flow.KERNELS[self.params["kernel"]]
+            extra.update(inputs=list(k.inputs), outputs=list(k.outputs))
         top = emit(unit, self.top, Path(verilog_dir) / self.name, **extra)
         return [top] + [flow.codegen(k, hls_dir) for k in self.kernels]
 
@@ -64,9 +67,14 @@ class Design:
                      sources[0].with_suffix(".ports.json"), self.bench)
 
 
+def kernel_design(kernel: str) -> Design:
+    """An XLS kernel behind its stream adapter, checked by the generic kernel bench."""
+    return Design(kernel, f"{kernel}_stream", xls_unit, {"kernel": kernel}, kernels=(kernel,),
+                  bench="sim.bench_kernel")
+
+
 DESIGNS = {d.name: d for d in [
-    Design("requant", "requant_stream", xls_unit, {"kernel": "requant"},
-           kernels=("requant",), bench="sim.bench_requant"),
+    *(kernel_design(k) for k in flow.KERNELS),
     Design("mac", "mac", MacUnit, {"lanes": 4}, bench="sim.bench_mac"),
 ]}
 

@@ -50,7 +50,7 @@ def summary_table(units: dict) -> Table:
     table = Table(title="make sim: RTL against pyref")
     for column in ("unit", "vectors", "mismatches", "cycles", "ideal", "MACs",
                    "MAC/cycle (peak)", "tests"):
-        table.add_column(column, justify="right" if column != "unit" else "left")
+        table.add_column(column, justify="right" if column != "unit" else "left", no_wrap=True)
     for name, r in units.items():
         rate = f"{r['macs'] / r['cycles']:.2f} ({r['peak_macs_per_cycle']})" if r["macs"] else "-"
         style = None if passed(r) else "red"

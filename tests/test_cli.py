@@ -18,7 +18,7 @@ def test_unknown_design_lists_the_known_ones(capsys):
     with pytest.raises(SystemExit) as exit_info:
         verilog.run(["nope"])
     assert exit_info.value.code == 2
-    assert "unknown design 'nope': choose from requant, mac" in capsys.readouterr().err
+    assert "unknown design 'nope': choose from requant, gelu," in capsys.readouterr().err
 
 
 def test_known_errors_become_one_line_without_traceback(capsys):

@@ -7,7 +7,7 @@ import pytest
 
 from hls import flow
 from hls import generated
-from pyref import ops
+from pyref import opcases
 from pyref.formats import ACC, ACT
 
 
@@ -23,35 +23,38 @@ def test_stale_generated_dslx_stops_the_flow(monkeypatch):
     flow.optimised_ir.cache_clear()
 
 
-def requant_inputs(rng, count):
-    """Random codes over the whole accumulator and near the saturation and rounding points."""
-    shift = ACC.frac - ACT.frac
-    near = ACT.random(rng, count // 2) << shift
-    offsets = rng.integers(-(1 << shift), 1 << shift, size=count // 2, endpoint=True)
-    return np.concatenate([ACC.random(rng, count // 2), ACC.fit(near + offsets)])
+@pytest.mark.parametrize("name", list(flow.KERNELS))
+def test_jit_matches_pyref_on_edges_and_random_inputs(name):
+    mismatches(name, 50_000)
 
 
-def requant_edges():
-    shift = ACC.frac - ACT.frac
-    points = [c << shift for c in (ACT.min_code, ACT.max_code, 0)]
-    ties = [(c << shift) + (1 << (shift - 1)) for c in (-3, -2, -1, 0, 1, 2, ACT.max_code)]
-    near = np.add.outer(np.array(points + ties + ACC.edges().tolist()), np.arange(-2, 3))
-    return ACC.fit(near.ravel())
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [k for k in flow.KERNELS if k != "gelu"])
+def test_jit_matches_pyref_on_a_million_inputs(name):
+    mismatches(name, 1_000_000)
 
 
-def test_requant_jit_matches_pyref_on_a_million_inputs_and_every_edge():
-    kernel = flow.jit("requant")
-    codes = np.concatenate([requant_edges(), requant_inputs(np.random.default_rng(2), 1_000_000)])
-    got = kernel(codes)
-    want = ops.requantise(codes)
-    bad = np.flatnonzero(got != want)
-    assert bad.size == 0, f"{bad.size} mismatches, first: acc={codes[bad[0]]} " \
-                          f"got {got[bad[0]]} want {want[bad[0]]}"
+def mismatches(name: str, count: int):
+    """Run kernel ``name`` in the XLS JIT on pyref's op case and fail on any difference."""
+    case = opcases.OPCASES[name]
+    inputs = case.draw(np.random.default_rng(2), count)
+    want = case.reference(**inputs)
+    got = flow.jit(name)(**inputs)
+    for output, expected in want.items():
+        bad = np.flatnonzero(got[output] != expected)
+        first = {k: int(v[bad[0]]) for k, v in inputs.items()} if bad.size else None
+        assert bad.size == 0, (f"{name}.{output}: {bad.size} mismatches, first at {first}: "
+                               f"got {got[output][bad[0]]}, want {expected[bad[0]]}")
+
+
+def test_gelu_case_is_exhaustive():
+    x = opcases.OPCASES["gelu"].draw(np.random.default_rng(0), 0)["x"]
+    assert np.array_equal(np.sort(x), np.arange(ACT.min_code, ACT.max_code + 1))
 
 
 def test_jit_rejects_codes_outside_the_input_format():
     with pytest.raises(Exception, match="outside"):
-        flow.jit("requant")(np.array([1 << 50]))
+        flow.jit("requant")(x=np.array([1 << 50]))
 
 
 def test_codegen_writes_a_pipeline_and_its_description(tmp_path):
@@ -61,7 +64,7 @@ def test_codegen_writes_a_pipeline_and_its_description(tmp_path):
     meta = json.loads((tmp_path / "requant.json").read_text())
     kernel = flow.KERNELS["requant"]
     assert meta["latency"] == kernel.latency == kernel.stages - 1
-    assert meta["inputs"]["x"] == ACC.describe() and meta["output"] == ACT.describe()
+    assert meta["inputs"]["x"] == ACC.describe() and meta["outputs"]["y"] == ACT.describe()
 
 
 def test_bad_dslx_gets_a_message_naming_the_file(monkeypatch, tmp_path):

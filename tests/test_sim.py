@@ -9,7 +9,10 @@ from pyref import vectors
 from scripts.designs import DESIGNS
 from sim import runner
 
-CASES = [("requant", {}), ("mac", {"lanes": 1}), ("mac", {"lanes": 4})]
+#: Every kernel at one seed; the MAC unit at two widths; a second seed on a few.
+CASES = ([(k, {}, 0) for k in flow.KERNELS]
+         + [("mac", {"lanes": 1}, 0), ("mac", {"lanes": 4}, 0)]
+         + [("requant", {}, 123), ("softmax_step", {}, 123), ("mac", {"lanes": 4}, 123)])
 
 
 def run_case(tmp_path, name, params, seed, waves=False):
@@ -21,8 +24,7 @@ def run_case(tmp_path, name, params, seed, waves=False):
                       build=tmp_path / "sim", seed=seed, waves=waves)
 
 
-@pytest.mark.parametrize("seed", [0, 123])
-@pytest.mark.parametrize("name,params", CASES, ids=[f"{n}{p}" for n, p in CASES])
+@pytest.mark.parametrize("name,params,seed", CASES, ids=[f"{n}{p}-{s}" for n, p, s in CASES])
 def test_bench_is_bit_exact_with_and_without_stalls(tmp_path, name, params, seed):
     result = run_case(tmp_path, name, params, seed)
     assert (result["tests"], result["failed"], result["mismatches"]) == (2, 0, 0)
@@ -38,11 +40,11 @@ def test_scoreboard_counts_every_wrong_result(tmp_path, monkeypatch):
 
     def off_by_one(rng):
         v = generate(rng)
-        return {**v, "act": v["act"] + (v["act"] % 7 == 0)}
+        return {**v, "y": v["y"] + (v["y"] % 7 == 0)}
 
     monkeypatch.setitem(vectors.GENERATORS, "requant", off_by_one)
     result = run_case(tmp_path, "requant", {}, 0)
-    wrong = int((generate(vectors._rng("requant", 0))["act"] % 7 == 0).sum())
+    wrong = int((generate(vectors._rng("requant", 0))["y"] % 7 == 0).sum())
     assert wrong > 0
     assert result["failed"] == 2 and result["mismatches"] == 2 * wrong
 
