@@ -7,8 +7,8 @@ JIT checks and the Verilator benches all use these, with the kernels' argument n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 

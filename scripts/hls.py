@@ -1,12 +1,11 @@
-"""make hls: regenerate hls/formats.x and hls/tables.x, then compile every DSLX kernel to pipelined Verilog."""
+"""make hls: regenerate hls/formats.x and hls/tables.x, then every DSLX kernel to Verilog."""
 
 import argparse
 
 from rich.console import Console
 from rich.table import Table
 
-from hls import flow
-from hls import generated
+from hls import flow, generated
 from scripts.common import HLS, main
 
 

@@ -5,8 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from hls import flow
-from hls import generated
+from hls import flow, generated
 from pyref import opcases
 from pyref.formats import ACC, ACT
 
