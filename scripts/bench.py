@@ -12,14 +12,13 @@ import sys
 import time
 
 import numpy as np
-from rich.console import Console
 from rich.table import Table
 
 from pyref import data
 from pyref.config import get_config
 from pyref.intmodel import IntModel
 from scripts import fidelity, report
-from scripts.common import REPORT, main, seed_argument
+from scripts.common import REPORT, main, make_console, seed_argument
 from scripts.designs import DESIGNS, design_argument
 from scripts.sim import passed, simulate
 
@@ -59,7 +58,7 @@ def run(argv=None):
     parser.add_argument("--seeds", type=int, default=5, help="how many seeds from --seed on")
     design_argument(parser)
     args = parser.parse_args(argv)
-    console = Console()
+    console = make_console()
     names = args.designs or list(DESIGNS)
     runs = {}
     for seed in range(args.seed, args.seed + args.seeds):

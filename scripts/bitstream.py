@@ -19,7 +19,7 @@ from rich.table import Table
 
 from hls import flow
 from hw.pin_harness import PinHarness
-from scripts.common import BITSTREAM, HLS, ToolError, main, seed_argument
+from scripts.common import BITSTREAM, HLS, ToolError, main, make_console, seed_argument
 from scripts.designs import DESIGNS, design_argument
 
 DEVICE = {"name": "LFE5U-85F", "nextpnr": "--85k", "package": "CABGA381"}
@@ -112,7 +112,7 @@ def run(argv=None):
                         help="target clock in MHz for every design (default: each design's own)")
     design_argument(parser)
     args = parser.parse_args(argv)
-    console = Console()
+    console = make_console()
     reports = [build(n, freq_mhz=args.freq, seed=args.seed, console=console)
                for n in args.designs or DESIGNS]
     table = Table(title=f"ECP5 implementation ({DEVICE['name']})")

@@ -7,6 +7,8 @@ import functools
 import sys
 from pathlib import Path
 
+from rich.console import Console
+
 from hls.flow import HlsError
 from pyref.formats import FormatError
 from pyref.vectors import VectorError
@@ -27,6 +29,11 @@ CLEAR_ERRORS = (HlsError, FormatError, VectorError, SimError)
 
 class ToolError(RuntimeError):
     """An external tool failed; the message names the tool and its log."""
+
+
+def make_console() -> Console:
+    """A rich console; 120 columns when writing to a file or pipe, so tables stay whole."""
+    return Console(width=None if sys.stdout.isatty() else 120)
 
 
 def seed(text: str) -> int:

@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import torch
-from rich.console import Console
 from rich.table import Table
 
 from pyref import approx, data, metrics
@@ -20,7 +19,7 @@ from pyref.config import get_config
 from pyref.formats import ACT, PROB, QFormat
 from pyref.intmodel import IntModel
 from pyref.model import load_checkpoint
-from scripts.common import REPORT, main
+from scripts.common import REPORT, main, make_console
 
 #: Integer bits (sign included) kept by every activation width in the sweep.
 ACT_INTEGER_BITS = ACT.bits - ACT.frac
@@ -183,7 +182,7 @@ def run(argv=None):
     parser.add_argument("--sweep-images", type=int, default=500,
                         help="test images per point of the width sweep")
     args = parser.parse_args(argv)
-    console = Console()
+    console = make_console()
     with console.status("measuring approximations, fidelity and the width sweep"):
         fidelity = measure(args.images, args.sweep_images)
     a, m = fidelity["approximations"], fidelity["model"]

@@ -2,11 +2,10 @@
 
 import argparse
 
-from rich.console import Console
 from rich.table import Table
 
 from hls import flow, generated
-from scripts.common import HLS, main
+from scripts.common import HLS, main, make_console
 
 
 @main
@@ -21,7 +20,7 @@ def run(argv=None):
     for name, kernel in flow.KERNELS.items():
         path = flow.codegen(name, args.out)
         table.add_row(name, str(kernel.stages), str(kernel.latency), str(path))
-    Console().print(table)
+    make_console().print(table)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from pyref import vectors
 from scripts import report
-from scripts.common import REPORT, SIM, VECTORS, main, seed_argument
+from scripts.common import REPORT, SIM, VECTORS, main, make_console, seed_argument
 from scripts.designs import DESIGNS, design_argument
 from sim import runner
 
@@ -67,7 +67,7 @@ def run(argv=None):
     parser.add_argument("--waves", action="store_true", help="write FST waveforms (make: WAVES=1)")
     design_argument(parser)
     args = parser.parse_args(argv)
-    console = Console()
+    console = make_console()
     units = simulate(args.designs or list(DESIGNS), args.seed, args.waves, console)
     summary = {"seed": args.seed, "units": units}
     REPORT.mkdir(parents=True, exist_ok=True)

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.nn import functional as F
 
 from pyref import data, metrics
 from pyref.config import ConfigError, get_config
 from pyref.model import CHECKPOINTS, MultiTaskViT, save_checkpoint
-from scripts.common import main, seed_argument
+from scripts.common import main, make_console, seed_argument
 
 #: Weight of the Switch-style load-balancing loss.
 BALANCE = 0.02
@@ -87,7 +86,7 @@ def run(argv=None):
     optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
     steps = args.epochs * -(-len(train) // args.batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, args.lr, total_steps=steps)
-    console = Console()
+    console = make_console()
     start = time.monotonic()
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[loss]}"),
                TimeElapsedColumn()]
