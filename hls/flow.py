@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from hls import generated
+from pyref import approx
 from pyref.formats import ACC, ACT, PROB, SUM, WEIGHT, QFormat
 
 HERE = Path(__file__).parent
@@ -26,6 +27,11 @@ class HlsError(RuntimeError):
 #: XLS has no ECP5 delay model; sky130's relative delays still balance the stages far better
 #: than counting operations ("unit"): GELU in 5 stages went from 63 to 109 MHz on ECP5.
 DELAY_MODEL = "sky130"
+
+
+#: Register a pipeline's inputs and outputs, so neither its first nor its last stage shares
+#: a cycle with the stream adapter's FIFO around it.
+FLOP_IO = True
 
 
 def raw(bits: int, signed: bool = False) -> QFormat:
@@ -63,8 +69,9 @@ class Kernel:
 
     @property
     def latency(self) -> int:
-        """Cycles from ``i_valid`` to ``o_valid``: registers sit between stages only."""
-        return self.stages - 1
+        """Cycles from ``i_valid`` to ``o_valid``: registers between the stages plus the
+        input and output registers (`FLOP_IO`)."""
+        return self.stages - 1 + 2 * FLOP_IO
 
     def describe(self) -> dict:
         return {
@@ -101,6 +108,26 @@ KERNELS = {k.name: k for k in [
            {"y": ACT}, stages=3),
 ]}
 
+#: Kernels whose table lives in block RAM between two XLS pipelines: kernel -> (the part
+#: that computes the index, the `pyref.approx` table, the part that interpolates). The
+#: kernel's own DSLX function does the same in one piece for the JIT check.
+SPLIT = {"gelu": ("gelu_index", "GELU_DELTA", "gelu_finish")}
+_GELU_INDEX = raw((len(approx.GELU_DELTA) - 2).bit_length())
+_GELU_REST = raw(ACT.frac - approx.GELU_STEP_BITS)
+_GELU_ENTRY = raw(int(approx.GELU_DELTA.max()).bit_length())
+#: The halves of split kernels: compiled like kernels, checked through the kernel they make.
+PARTS = {k.name: k for k in [
+    Kernel("gelu_index", "gelu", {"x": ACT},
+           {"x": ACT, "index": _GELU_INDEX, "rest": _GELU_REST, "in_table": raw(1)}, stages=2),
+    Kernel("gelu_finish", "gelu", {"x": ACT, "rest": _GELU_REST, "in_table": raw(1),
+                                   "low": _GELU_ENTRY, "high": _GELU_ENTRY}, {"y": ACT},
+           stages=8),
+]}
+
+
+def _kernel(name: str) -> Kernel:
+    return KERNELS[name] if name in KERNELS else PARTS[name]
+
 
 def _xls():
     try:
@@ -121,7 +148,7 @@ def _check_generated_fresh():
 def optimised_ir(name: str) -> str:
     """The optimised IR package text of kernel ``name``."""
     _check_generated_fresh()
-    kernel = KERNELS[name]
+    kernel = _kernel(name)
     xls = _xls()
     try:
         ir = xls.convert_dslx_to_ir(
@@ -139,7 +166,7 @@ def _top(kernel: Kernel) -> str:
 
 def _function(name: str):
     package = _xls().parse_ir_package(optimised_ir(name))
-    return package, package.get_function(_top(KERNELS[name]))
+    return package, package.get_function(_top(_kernel(name)))
 
 
 def jit(name: str):
@@ -152,7 +179,7 @@ def jit(name: str):
         argument name.
     """
     xls = _xls()
-    kernel = KERNELS[name]
+    kernel = _kernel(name)
     compiled = _function(name)[1].to_jit()
     makers = [(xls.Value.make_sbits if f.signed else xls.Value.make_ubits, f.bits)
               for f in kernel.inputs.values()]
@@ -182,12 +209,13 @@ def jit(name: str):
 
 def codegen(name: str, outdir: Path) -> Path:
     """Write ``<outdir>/<name>.v`` (pipelined Verilog) and ``<name>.json``; returns the .v."""
-    kernel = KERNELS[name]
+    kernel = _kernel(name)
     package, _ = _function(name)
     result = package.schedule_and_codegen(
         generator="pipeline", pipeline_stages=kernel.stages, delay_model=DELAY_MODEL,
         module_name=kernel.name, reset="rst", reset_active_low=False,
         input_valid_signal="i_valid", output_valid_signal="o_valid", top=_top(kernel),
+        flop_inputs=FLOP_IO, flop_outputs=FLOP_IO,
     )
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)

@@ -10,16 +10,31 @@ from pathlib import Path
 from hls import flow
 from hw.emit import emit
 from hw.mac import MacUnit
+from hw.table_kernel import TableKernel
 from hw.xls_stream import XlsStream
+from pyref import approx
 from scripts.common import HLS, VERILOG
 from sim.runner import Bench
 
 
-def xls_unit(kernel: str) -> XlsStream:
-    """The stream-wrapped pipeline of XLS kernel ``kernel``."""
-    k = flow.KERNELS[kernel]
-    return XlsStream(k.name, k.latency, {n: f.shape() for n, f in k.inputs.items()},
-                     {n: f.shape() for n, f in k.outputs.items()})
+def xls_stream(kernel: flow.Kernel) -> XlsStream:
+    return XlsStream(kernel.name, kernel.latency,
+                     {n: f.shape() for n, f in kernel.inputs.items()},
+                     {n: f.shape() for n, f in kernel.outputs.items()})
+
+
+def xls_unit(kernel: str):
+    """Kernel ``kernel`` as a stream unit: one pipeline, or two around a block-RAM table."""
+    if kernel in flow.SPLIT:
+        index, table, finish = flow.SPLIT[kernel]
+        return TableKernel(xls_stream(flow.PARTS[index]), getattr(approx, table).tolist(),
+                           xls_stream(flow.PARTS[finish]))
+    return xls_stream(flow.KERNELS[kernel])
+
+
+def kernel_modules(kernel: str) -> tuple:
+    """The XLS modules the unit of ``kernel`` instantiates."""
+    return (flow.SPLIT[kernel][0], flow.SPLIT[kernel][2]) if kernel in flow.SPLIT else (kernel,)
 
 
 @dataclass(frozen=True)
@@ -76,8 +91,9 @@ KERNEL_TARGET_MHZ = 150.0
 
 def kernel_design(kernel: str) -> Design:
     """An XLS kernel behind its stream adapter, checked by the generic kernel bench."""
-    return Design(kernel, f"{kernel}_stream", xls_unit, {"kernel": kernel}, kernels=(kernel,),
-                  bench="sim.bench_kernel", target_mhz=KERNEL_TARGET_MHZ)
+    return Design(kernel, f"{kernel}_stream", xls_unit, {"kernel": kernel},
+                  kernels=kernel_modules(kernel), bench="sim.bench_kernel",
+                  target_mhz=KERNEL_TARGET_MHZ)
 
 
 DESIGNS = {d.name: d for d in [

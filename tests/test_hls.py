@@ -62,7 +62,7 @@ def test_codegen_writes_a_pipeline_and_its_description(tmp_path):
     assert "module requant(" in text and "i_valid" in text and "o_valid" in text
     meta = json.loads((tmp_path / "requant.json").read_text())
     kernel = flow.KERNELS["requant"]
-    assert meta["latency"] == kernel.latency == kernel.stages - 1
+    assert meta["latency"] == kernel.latency == kernel.stages - 1 + 2 * flow.FLOP_IO
     assert meta["inputs"]["x"] == ACC.describe() and meta["outputs"]["y"] == ACT.describe()
 
 

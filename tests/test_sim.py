@@ -29,8 +29,9 @@ def test_bench_is_bit_exact_with_and_without_stalls(tmp_path, name, params, seed
     result = run_case(tmp_path, name, params, seed)
     assert (result["tests"], result["failed"], result["mismatches"]) == (2, 0, 0)
     assert result["vectors"] > 0
-    # One beat per cycle: only the pipeline's fill separates measured from ideal cycles.
-    assert result["ideal_cycles"] <= result["cycles"] <= result["ideal_cycles"] + 8
+    # One beat per cycle: only the pipeline's fill (under 32 cycles for every unit here)
+    # separates measured from ideal cycles.
+    assert result["ideal_cycles"] <= result["cycles"] <= result["ideal_cycles"] + 32
     if name == "mac":
         assert result["peak_macs_per_cycle"] == params["lanes"]
 
@@ -56,14 +57,15 @@ def test_missing_compiler_is_named_with_the_fix(monkeypatch):
         runner.verilator_env()
 
 
-@pytest.mark.parametrize("stages", [1, 5])
+@pytest.mark.parametrize("stages", [1, 6])
 def test_stream_adapter_credits_hold_for_any_pipeline_depth(tmp_path, monkeypatch, stages):
     # The adapter's FIFO and credits are sized from the kernel's latency; a deeper or a
     # combinational pipeline must neither drop nor duplicate results under stalls.
     monkeypatch.setitem(flow.KERNELS, "requant", replace(flow.KERNELS["requant"], stages=stages))
     result = run_case(tmp_path, "requant", {}, 3)
     assert (result["tests"], result["failed"], result["mismatches"]) == (2, 0, 0)
-    assert result["cycles"] == result["ideal_cycles"] + stages
+    # The pipeline's latency, then one cycle through the adapter's result FIFO.
+    assert result["cycles"] == result["ideal_cycles"] + flow.KERNELS["requant"].latency + 1
 
 
 def test_waves_give_a_vcd(tmp_path):
