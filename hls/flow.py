@@ -111,17 +111,39 @@ KERNELS = {k.name: k for k in [
 #: Kernels whose table lives in block RAM between two XLS pipelines: kernel -> (the part
 #: that computes the index, the `pyref.approx` table, the part that interpolates). The
 #: kernel's own DSLX function does the same in one piece for the JIT check.
-SPLIT = {"gelu": ("gelu_index", "GELU_DELTA", "gelu_finish")}
+SPLIT = {"gelu": ("gelu_index", "GELU_DELTA", "gelu_finish"),
+         "exp2": ("exp2_index", "EXP2_TABLE", "exp2_finish"),
+         "reciprocal": ("reciprocal_index", "RECIP_TABLE", "reciprocal_finish")}
+
+
+def _entry(table: str) -> QFormat:
+    return raw(int(getattr(approx, table).max()).bit_length())
+
+
 _GELU_INDEX = raw((len(approx.GELU_DELTA) - 2).bit_length())
 _GELU_REST = raw(ACT.frac - approx.GELU_STEP_BITS)
-_GELU_ENTRY = raw(int(approx.GELU_DELTA.max()).bit_length())
+_EXP2_INDEX = raw(approx.EXP2_INDEX_BITS)
+_EXP2_REST = raw(approx.TABLE_FRAC - approx.EXP2_INDEX_BITS)
+_RECIP_INDEX = raw(approx.RECIP_INDEX_BITS)
+_RECIP_REST = raw(approx.TABLE_FRAC - approx.RECIP_INDEX_BITS)
 #: The halves of split kernels: compiled like kernels, checked through the kernel they make.
 PARTS = {k.name: k for k in [
     Kernel("gelu_index", "gelu", {"x": ACT},
            {"x": ACT, "index": _GELU_INDEX, "rest": _GELU_REST, "in_table": raw(1)}, stages=2),
     Kernel("gelu_finish", "gelu", {"x": ACT, "rest": _GELU_REST, "in_table": raw(1),
-                                   "low": _GELU_ENTRY, "high": _GELU_ENTRY}, {"y": ACT},
-           stages=8),
+                                   "low": _entry("GELU_DELTA"), "high": _entry("GELU_DELTA")},
+           {"y": ACT}, stages=8),
+    Kernel("exp2_index", "softmax", {"d": raw(ACT.bits + 1, signed=True)},
+           {"index": _EXP2_INDEX, "rest": _EXP2_REST, "shift": raw(16)}, stages=4),
+    Kernel("exp2_finish", "softmax", {"rest": _EXP2_REST, "shift": raw(16),
+                                      "low": _entry("EXP2_TABLE"), "high": _entry("EXP2_TABLE")},
+           {"y": PROB}, stages=8),
+    Kernel("reciprocal_index", "softmax", {"total": SUM},
+           {"index": _RECIP_INDEX, "rest": _RECIP_REST, "e": EXPONENT}, stages=4),
+    Kernel("reciprocal_finish", "softmax", {"rest": _RECIP_REST, "e": EXPONENT,
+                                            "low": _entry("RECIP_TABLE"),
+                                            "high": _entry("RECIP_TABLE")},
+           {"r": MANTISSA, "e": EXPONENT}, stages=4),
 ]}
 
 
