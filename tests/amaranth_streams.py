@@ -2,6 +2,8 @@
 
 import random
 
+from amaranth.sim import Simulator
+
 
 async def send(ctx, port, payloads, rng: random.Random, idle: float = 0.0):
     """Drive ``payloads`` into stream ``port``, idling with probability ``idle`` per cycle."""
@@ -23,4 +25,24 @@ async def receive(ctx, port, count: int, rng: random.Random, stall: float = 0.0)
         if valid and ready:
             got.append(payload)
     ctx.set(port.ready, 0)
+    return got
+
+
+def run_stream(dut, payloads: list, count: int, rng: random.Random, stall: float = 0.0,
+               cycles_per_item: int = 20) -> list:
+    """Simulate ``dut`` (stream ports ``i`` and ``o``): send ``payloads``, collect ``count``
+    results, both sides pausing at random with probability ``stall``."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    got = []
+
+    async def driver(ctx):
+        await send(ctx, dut.i, payloads, rng, idle=stall)
+
+    async def monitor(ctx):
+        got.extend(await receive(ctx, dut.o, count, rng, stall=stall))
+
+    sim.add_testbench(driver)
+    sim.add_testbench(monitor)
+    sim.run_until(1e-8 * cycles_per_item * (len(payloads) + 10))
     return got

@@ -4,13 +4,12 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
 from hw.mac import MacUnit
 from pyref import ops
 from pyref.formats import ACT, WEIGHT
 from sim.bench_mac import beats
-from tests.amaranth_streams import receive, send
+from tests.amaranth_streams import run_stream
 
 
 @pytest.mark.parametrize("lanes", [1, 3, 4])
@@ -22,19 +21,5 @@ def test_mac_matches_pyref(lanes, stall):
     expected = [int(ops.dot(a, w)) for a, w in vectors]
     payloads = [b for a, w in vectors for b in beats(a, w, lanes)]
 
-    dut = MacUnit(lanes)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    stalls = random.Random(lanes)
-    got = []
-
-    async def driver(ctx):
-        await send(ctx, dut.i, payloads, stalls, idle=stall)
-
-    async def monitor(ctx):
-        got.extend(await receive(ctx, dut.o, len(expected), stalls, stall=stall))
-
-    sim.add_testbench(driver)
-    sim.add_testbench(monitor)
-    sim.run_until(1e-8 * 20 * (len(payloads) + 10))
+    got = run_stream(MacUnit(lanes), payloads, len(expected), random.Random(lanes), stall)
     assert [int(x) for x in got] == expected

@@ -6,10 +6,9 @@ import warnings
 
 import pytest
 from amaranth.lib import data
-from amaranth.sim import Simulator
 
 from hw.table_lookup import TableLookup
-from tests.amaranth_streams import receive, send
+from tests.amaranth_streams import run_stream
 
 TABLE = [(7 * i * i + 3) % 1000 for i in range(40)]
 IN = data.StructLayout({"tag": 8, "index": 6})
@@ -21,20 +20,7 @@ def test_lookup_returns_neighbours_and_passes_fields(stall):
     rng = random.Random(3)
     requests = [{"tag": rng.randrange(256), "index": rng.randrange(len(TABLE) - 1)}
                 for _ in range(200)]
-    dut = TableLookup(TABLE, IN, OUT)
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    got = []
-
-    async def driver(ctx):
-        await send(ctx, dut.i, requests, rng, idle=stall)
-
-    async def monitor(ctx):
-        got.extend(await receive(ctx, dut.o, len(requests), rng, stall=stall))
-
-    sim.add_testbench(driver)
-    sim.add_testbench(monitor)
-    sim.run_until(1e-8 * 10 * len(requests))
+    got = run_stream(TableLookup(TABLE, IN, OUT), requests, len(requests), rng, stall)
     assert [(g.tag, g.low, g.high) for g in got] == [
         (r["tag"], TABLE[r["index"]], TABLE[r["index"] + 1]) for r in requests]
 
