@@ -151,6 +151,12 @@ def _kernel(name: str) -> Kernel:
     return KERNELS[name] if name in KERNELS else PARTS[name]
 
 
+def pipelines() -> list[str]:
+    """Every XLS pipeline the hardware instantiates: whole kernels and the halves of split
+    ones (a split kernel's own function only runs in the JIT)."""
+    return [k for k in KERNELS if k not in SPLIT] + list(PARTS)
+
+
 def _xls():
     try:
         import xls

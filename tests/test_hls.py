@@ -66,6 +66,15 @@ def test_codegen_writes_a_pipeline_and_its_description(tmp_path):
     assert meta["inputs"]["x"] == ACC.describe() and meta["outputs"]["y"] == ACT.describe()
 
 
+def test_every_pipeline_the_hardware_uses_compiles(tmp_path):
+    names = flow.pipelines()
+    assert not set(names) & set(flow.SPLIT), "split kernels are built from their halves"
+    assert {half for index, _, finish in flow.SPLIT.values() for half in (index, finish)} \
+        <= set(names)
+    for name in names:
+        assert f"module {name}(" in flow.codegen(name, tmp_path).read_text()
+
+
 def test_bad_dslx_gets_a_message_naming_the_file(monkeypatch, tmp_path):
     broken = tmp_path / "requant.x"
     broken.write_text("pub fn requant(x: u8) -> u8 { x + }\n")
