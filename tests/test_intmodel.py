@@ -12,25 +12,26 @@ from pyref.formats import ACT, BIAS, PROB, WEIGHT, FormatError
 from pyref.model import load_checkpoint
 
 TINY = get_config("tiny")
-RNG = np.random.default_rng(11)
 
 
-def act_like(shape, scale=2.0):
+def act_like(rng, shape, scale=2.0):
     """ACT codes of roughly unit-scale activations."""
-    return ACT.quantise(RNG.normal(0, scale, shape))
+    return ACT.quantise(rng.normal(0, scale, shape))
 
 
 def test_linear_is_the_mac_unit_followed_by_the_requantiser():
-    x, w = act_like((5, 32)), WEIGHT.quantise(RNG.normal(0, 0.3, (8, 32)))
-    b = BIAS.quantise(RNG.normal(0, 0.5, 8))
+    rng = np.random.default_rng(1)
+    x, w = act_like(rng, (5, 32)), WEIGHT.quantise(rng.normal(0, 0.3, (8, 32)))
+    b = BIAS.quantise(rng.normal(0, 0.5, 8))
     expected = ops.requantise(ops.dot(x[:, None, :], w[None, :, :]) + b)
     assert np.array_equal(intmodel.linear(x, w, b), expected)
 
 
 def test_layernorm_matches_float_within_its_error_budget():
-    x = act_like((200, 32), 3.0)
-    gamma = WEIGHT.quantise(RNG.uniform(0.5, 1.5, 32))
-    beta = WEIGHT.quantise(RNG.normal(0, 0.2, 32))
+    rng = np.random.default_rng(2)
+    x = act_like(rng, (200, 32), 3.0)
+    gamma = WEIGHT.quantise(rng.uniform(0.5, 1.5, 32))
+    beta = WEIGHT.quantise(rng.normal(0, 0.2, 32))
     got = ACT.dequantise(intmodel.layernorm(x, gamma, beta, 1e-6))
     ref = torch.nn.functional.layer_norm(torch.from_numpy(ACT.dequantise(x)), (32,),
                                          torch.from_numpy(WEIGHT.dequantise(gamma)),
@@ -54,21 +55,25 @@ def float_attention(x, qkv_w, qkv_b, proj_w, proj_b, heads):
 
 @pytest.fixture(scope="module")
 def attention_case():
-    x = act_like((3, TINY.tokens, TINY.dim))
-    qkv_w = WEIGHT.quantise(RNG.normal(0, 0.25, (3 * TINY.dim, TINY.dim)))
-    qkv_b = BIAS.quantise(RNG.normal(0, 0.1, 3 * TINY.dim))
-    proj_w = WEIGHT.quantise(RNG.normal(0, 0.2, (TINY.dim, TINY.dim)))
-    proj_b = BIAS.quantise(RNG.normal(0, 0.1, TINY.dim))
+    rng = np.random.default_rng(3)
+    x = act_like(rng, (3, TINY.tokens, TINY.dim))
+    qkv_w = WEIGHT.quantise(rng.normal(0, 0.25, (3 * TINY.dim, TINY.dim)))
+    qkv_b = BIAS.quantise(rng.normal(0, 0.1, 3 * TINY.dim))
+    proj_w = WEIGHT.quantise(rng.normal(0, 0.2, (TINY.dim, TINY.dim)))
+    proj_b = BIAS.quantise(rng.normal(0, 0.1, TINY.dim))
     return x, qkv_w, qkv_b, proj_w, proj_b
 
 
 def test_attention_matches_float(attention_case):
     got = ACT.dequantise(intmodel.attention(*attention_case, TINY.heads))
     ref = float_attention(*attention_case, TINY.heads)
-    # q, k, v and the scores are rounded to ACT (2^-9 each); through the softmax and the
-    # projection that stays within a few output LSBs for unit-scale activations.
-    assert np.abs(got - ref).max() <= 8 * ACT.lsb
-    assert np.abs(got - ref).mean() <= ACT.lsb
+    # q, k, v and the scores are each rounded to ACT (2^-9). A score off by d moves the
+    # probabilities by about d relative, so the output by about d * |v| (|v| up to ~8 here,
+    # 2^-6 at worst) before the projection sums 32 of those errors with |w| ~ 0.2: a few
+    # LSBs typically, 10.5 the worst over 30 seeds. The bounds leave room for that and
+    # still catch a wrong scale shift or a lost rescale, which cost hundreds of LSBs.
+    assert np.abs(got - ref).max() <= 16 * ACT.lsb
+    assert np.abs(got - ref).mean() <= 1.5 * ACT.lsb
 
 
 def test_key_order_is_edge_moe_reordering():
@@ -87,9 +92,10 @@ def test_key_order_changes_only_rounding(attention_case):
 @settings(max_examples=200)
 @given(st.integers(1, 8), st.integers(1, 20), st.data())
 def test_route_picks_top_k_with_ties_to_the_lower_index(experts, tokens, draw):
+    rng = np.random.default_rng(draw.draw(st.integers(0, 2**32 - 1)))
     k = draw.draw(st.integers(1, experts))
-    x = act_like((tokens, 8))
-    router = WEIGHT.quantise(RNG.normal(0, 0.5, (experts, 8)))
+    x = act_like(rng, (tokens, 8))
+    router = WEIGHT.quantise(rng.normal(0, 0.5, (experts, 8)))
     if draw.draw(st.booleans()):
         router[-1] = router[0]  # equal logits: the tie must go to expert 0
     r = intmodel.route(x, router, k)
@@ -103,14 +109,17 @@ def test_route_picks_top_k_with_ties_to_the_lower_index(experts, tokens, draw):
 
 
 def test_moe_reads_only_the_experts_that_tokens_chose():
-    x = np.abs(act_like((TINY.tokens, TINY.dim)))
-    router = WEIGHT.quantise(RNG.normal(0, 0.5, (TINY.experts, TINY.dim)))
-    router[0] = WEIGHT.min_code  # positive tokens give expert 0 the lowest logit: never chosen
+    rng = np.random.default_rng(4)
+    # Positive tokens and routers: expert 0's weights are all negative, so its logit is the
+    # only negative one and, with k = 2 of 4, it is never chosen.
+    x = np.abs(act_like(rng, (TINY.tokens, TINY.dim)))
+    router = np.abs(WEIGHT.quantise(rng.normal(0, 0.5, (TINY.experts, TINY.dim))))
+    router[0] = WEIGHT.min_code
     r = intmodel.route(x, router, 2)
-    params = [WEIGHT.quantise(RNG.normal(0, 0.2, (TINY.experts, 64, TINY.dim))),
-              BIAS.quantise(RNG.normal(0, 0.1, (TINY.experts, 64))),
-              WEIGHT.quantise(RNG.normal(0, 0.2, (TINY.experts, TINY.dim, 64))),
-              BIAS.quantise(RNG.normal(0, 0.1, (TINY.experts, TINY.dim)))]
+    params = [WEIGHT.quantise(rng.normal(0, 0.2, (TINY.experts, 64, TINY.dim))),
+              BIAS.quantise(rng.normal(0, 0.1, (TINY.experts, 64))),
+              WEIGHT.quantise(rng.normal(0, 0.2, (TINY.experts, TINY.dim, 64))),
+              BIAS.quantise(rng.normal(0, 0.1, (TINY.experts, TINY.dim)))]
     unused = [e for e in range(TINY.experts) if e not in r.used]
     assert unused, "the test needs an expert no token chose"
     garbage = [p.copy() for p in params]
