@@ -47,11 +47,13 @@ def _exp_inputs(rng, n):
 
 def _softmax_step_inputs(rng, n):
     one = 1 << PROB.frac
-    maximum = _mixed(ACT.edges(), ACT.random(rng, n))
-    score = _mixed(ACT.edges()[::-1], ACT.random(rng, n))
-    total = _mixed([one] * len(ACT.edges()), rng.integers(one, SUM.max_code // 2, size=n))
-    total[: len(ACT.edges())][-1] = SUM.max_code  # saturation of the running sum
-    return {"maximum": maximum, "total": total, "score": score}
+    # Every pair of edge scores with a fresh, a mid and a saturating running sum.
+    maximum, score, total = np.meshgrid(ACT.edges(), ACT.edges(),
+                                        [one, one + 1, SUM.max_code // 2, SUM.max_code],
+                                        indexing="ij")
+    return {"maximum": _mixed(maximum, ACT.random(rng, n)),
+            "total": _mixed(total, rng.integers(one, SUM.max_code // 2, size=n)),
+            "score": _mixed(score, ACT.random(rng, n))}
 
 
 def _reciprocal_inputs(rng, n):
