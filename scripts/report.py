@@ -59,7 +59,8 @@ def write() -> str:
         for path in reports:
             r = json.loads(path.read_text())
             lines.append(f"| {r['design']} | {r['lut4']} | {r['ff']} | {r['dsp']} | "
-                         f"{r['bram']} | {r['fmax_mhz']:.1f} | {r['target_mhz']:.0f} | "
+                         f"{r['bram']} | {r['fmax_mhz']:.1f} | {r['target_mhz']:.0f} "
+                         f"{'met' if r['timing_met'] else 'missed'} | "
                          f"{r['build_s']} |")
         lines += ["", "Counts are post place-and-route on the LFE5U-85F and include the serial "
                   "pin harness (its flip-flops are listed in each report.json).", ""]

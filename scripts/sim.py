@@ -69,9 +69,15 @@ def run(argv=None):
     args = parser.parse_args(argv)
     console = make_console()
     units = simulate(args.designs or list(DESIGNS), args.seed, args.waves, console)
-    summary = {"seed": args.seed, "units": units}
     REPORT.mkdir(parents=True, exist_ok=True)
-    (REPORT / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    path = REPORT / "summary.json"
+    summary = {"seed": args.seed, "units": units}
+    if args.designs and path.exists():
+        # A subset run updates its units in a summary of the same seed.
+        earlier = json.loads(path.read_text())
+        if earlier.get("seed") == args.seed:
+            summary["units"] = {**earlier["units"], **units}
+    path.write_text(json.dumps(summary, indent=2) + "\n")
     console.print(summary_table(units))
     if args.waves:
         for name, r in units.items():
