@@ -113,7 +113,8 @@ KERNELS = {k.name: k for k in [
 #: kernel's own DSLX function does the same in one piece for the JIT check.
 SPLIT = {"gelu": ("gelu_index", "GELU_DELTA", "gelu_finish"),
          "exp2": ("exp2_index", "EXP2_TABLE", "exp2_finish"),
-         "reciprocal": ("reciprocal_index", "RECIP_TABLE", "reciprocal_finish")}
+         "reciprocal": ("reciprocal_index", "RECIP_TABLE", "reciprocal_finish"),
+         "ln_stats": ("ln_stats_index", "RSQRT_TABLE", "ln_stats_finish")}
 
 
 def _entry(table: str) -> QFormat:
@@ -126,6 +127,8 @@ _EXP2_INDEX = raw(approx.EXP2_INDEX_BITS)
 _EXP2_REST = raw(approx.TABLE_FRAC - approx.EXP2_INDEX_BITS)
 _RECIP_INDEX = raw(approx.RECIP_INDEX_BITS)
 _RECIP_REST = raw(approx.TABLE_FRAC - approx.RECIP_INDEX_BITS)
+_RSQRT_INDEX = raw((len(approx.RSQRT_TABLE) - 2).bit_length())
+_RSQRT_REST = raw(approx.TABLE_FRAC - approx.RSQRT_INDEX_BITS)
 #: The halves of split kernels: compiled like kernels, checked through the kernel they make.
 PARTS = {k.name: k for k in [
     Kernel("gelu_index", "gelu", {"x": ACT},
@@ -143,6 +146,13 @@ PARTS = {k.name: k for k in [
     Kernel("reciprocal_finish", "softmax", {"rest": _RECIP_REST, "e": EXPONENT,
                                             "low": _entry("RECIP_TABLE"),
                                             "high": _entry("RECIP_TABLE")},
+           {"r": MANTISSA, "e": EXPONENT}, stages=4),
+    Kernel("ln_stats_index", "layernorm", {"total": TOTAL, "squares": SQUARES, "dim": raw(16),
+                                           "eps": raw(32)},
+           {"index": _RSQRT_INDEX, "rest": _RSQRT_REST, "e": EXPONENT}, stages=6),
+    Kernel("ln_stats_finish", "layernorm", {"rest": _RSQRT_REST, "e": EXPONENT,
+                                            "low": _entry("RSQRT_TABLE"),
+                                            "high": _entry("RSQRT_TABLE")},
            {"r": MANTISSA, "e": EXPONENT}, stages=4),
 ]}
 
