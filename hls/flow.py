@@ -54,14 +54,15 @@ class Kernel:
     outputs : dict of str to QFormat
         Its result (the elements of a returned tuple, in order), with their formats.
     stages : int
-        Pipeline stages given to the XLS scheduler.
+        Pipeline stages given to the XLS scheduler; 0 for a kernel in `SPLIT`, whose own
+        function only runs in the JIT while the hardware uses its two halves.
     """
 
     name: str
     module: str
     inputs: dict = field(hash=False)
     outputs: dict = field(hash=False)
-    stages: int
+    stages: int = 0
 
     @property
     def source(self) -> Path:
@@ -92,17 +93,17 @@ TOTAL, SQUARES = raw(32, signed=True), raw(48)  # LayerNorm's running sums
 
 KERNELS = {k.name: k for k in [
     Kernel("requant", "requant", {"x": ACC}, {"y": ACT}, stages=3),
-    Kernel("gelu", "gelu", {"x": ACT}, {"y": ACT}, stages=5),
-    Kernel("exp2", "softmax", {"d": raw(ACT.bits + 1, signed=True)}, {"y": PROB}, stages=6),
+    Kernel("gelu", "gelu", {"x": ACT}, {"y": ACT}),
+    Kernel("exp2", "softmax", {"d": raw(ACT.bits + 1, signed=True)}, {"y": PROB}),
     Kernel("softmax_step", "softmax", {"maximum": ACT, "total": SUM, "score": ACT},
            {"new_max": ACT, "new_total": SUM, "scale": PROB, "term": PROB}, stages=6),
-    Kernel("reciprocal", "softmax", {"total": SUM}, {"r": MANTISSA, "e": EXPONENT}, stages=6),
+    Kernel("reciprocal", "softmax", {"total": SUM}, {"r": MANTISSA, "e": EXPONENT}),
     Kernel("normalise", "softmax", {"term": PROB, "r": MANTISSA, "e": EXPONENT}, {"p": PROB},
            stages=3),
     Kernel("ln_accumulate", "layernorm", {"total": TOTAL, "squares": SQUARES, "x": ACT},
            {"new_total": TOTAL, "new_squares": SQUARES}, stages=3),
     Kernel("ln_stats", "layernorm", {"total": TOTAL, "squares": SQUARES, "dim": raw(16),
-                                     "eps": raw(32)}, {"r": MANTISSA, "e": EXPONENT}, stages=6),
+                                     "eps": raw(32)}, {"r": MANTISSA, "e": EXPONENT}),
     Kernel("ln_apply", "layernorm", {"x": ACT, "total": TOTAL, "dim": raw(16), "r": MANTISSA,
                                      "e": EXPONENT, "gamma": WEIGHT, "beta": WEIGHT},
            {"y": ACT}, stages=3),
@@ -161,10 +162,15 @@ def _kernel(name: str) -> Kernel:
     return KERNELS[name] if name in KERNELS else PARTS[name]
 
 
-def pipelines() -> list[str]:
-    """Every XLS pipeline the hardware instantiates: whole kernels and the halves of split
-    ones (a split kernel's own function only runs in the JIT)."""
-    return [k for k in KERNELS if k not in SPLIT] + list(PARTS)
+def pipelines(kernel: str) -> tuple:
+    """The XLS pipelines the unit of ``kernel`` instantiates: itself, or the two halves of a
+    split kernel (whose own function only runs in the JIT)."""
+    return (SPLIT[kernel][0], SPLIT[kernel][2]) if kernel in SPLIT else (kernel,)
+
+
+def all_pipelines() -> list[str]:
+    """Every XLS pipeline the hardware instantiates."""
+    return [p for kernel in KERNELS for p in pipelines(kernel)]
 
 
 def _xls():
@@ -248,6 +254,8 @@ def jit(name: str):
 def codegen(name: str, outdir: Path) -> Path:
     """Write ``<outdir>/<name>.v`` (pipelined Verilog) and ``<name>.json``; returns the .v."""
     kernel = _kernel(name)
+    if kernel.stages < 1:
+        raise HlsError(f"{name} is built from its halves {SPLIT[name]}, not compiled itself")
     package, _ = _function(name)
     result = package.schedule_and_codegen(
         generator="pipeline", pipeline_stages=kernel.stages, delay_model=DELAY_MODEL,

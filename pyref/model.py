@@ -145,9 +145,14 @@ class MultiTaskViT(nn.Module):
         return logits, routing
 
 
+def parameters(model: MultiTaskViT) -> dict:
+    """Every parameter as a numpy array, by checkpoint name (what `IntModel` takes)."""
+    return {name: p.detach().numpy() for name, p in model.state_dict().items()}
+
+
 def save_checkpoint(model: MultiTaskViT, path: Path, **metadata):
     """Write every parameter as float32 into an ``.npz``, plus the config and ``metadata``."""
-    arrays = {name: p.detach().numpy().astype(np.float32) for name, p in model.state_dict().items()}
+    arrays = {name: p.astype(np.float32) for name, p in parameters(model).items()}
     np.savez_compressed(path, **arrays, __config__=np.array(model.config.name),
                         **{f"__{k}__": np.array(v) for k, v in metadata.items()})
 

@@ -72,17 +72,24 @@ def _normalise_inputs(rng, n):
     return {"term": term, "r": r, "e": e}
 
 
-def _ln_rows(rng, n):
-    """Rows of activations of both configs' widths, as (x, dim) with the row per value."""
-    dims = rng.choice([32, 192], size=max(n // 32, 4))
+def _ln_rows(rng, count: int):
+    """``count`` (at least 4) rows of both configs' widths, edge rows first; and their widths."""
+    dims = rng.choice([32, 192], size=max(count, 4))
     rows = [ACT.quantise(rng.normal(0, rng.uniform(0.01, 30), d)) for d in dims]
     rows[:3] = [np.zeros(dims[0], dtype=np.int64), np.full(dims[1], ACT.max_code),
                 np.where(np.arange(dims[2]) % 2, ACT.max_code, ACT.min_code)]
     return rows, dims
 
 
+def _ln_sums(rows, dims) -> dict:
+    """The per-row inputs of ``ln_stats``."""
+    return {"total": np.array([r.sum() for r in rows]),
+            "squares": np.array([(r * r).sum() for r in rows]), "dim": dims,
+            "eps": np.array([intmodel.layernorm_eps(1e-6, d) for d in dims])}
+
+
 def _ln_accumulate_inputs(rng, n):
-    rows, _ = _ln_rows(rng, n)
+    rows, _ = _ln_rows(rng, n // 32)  # about n values
     x = np.concatenate(rows)
     before = [np.concatenate([[0], np.cumsum(r)[:-1]]) for r in rows]
     squares = [np.concatenate([[0], np.cumsum(r * r)[:-1]]) for r in rows]
@@ -90,21 +97,16 @@ def _ln_accumulate_inputs(rng, n):
 
 
 def _ln_stats_inputs(rng, n):
-    rows, dims = _ln_rows(rng, 32 * n)
-    return {"total": np.array([r.sum() for r in rows]),
-            "squares": np.array([(r * r).sum() for r in rows]), "dim": dims,
-            "eps": np.array([intmodel.layernorm_eps(1e-6, d) for d in dims])}
+    return _ln_sums(*_ln_rows(rng, n))
 
 
 def _ln_apply_inputs(rng, n):
-    rows, dims = _ln_rows(rng, n)
-    total = np.array([r.sum() for r in rows])
-    squares = np.array([(r * r).sum() for r in rows])
-    eps = np.array([intmodel.layernorm_eps(1e-6, d) for d in dims])
-    r, e = intmodel.layernorm_stats(total, squares, dims, eps)
+    rows, dims = _ln_rows(rng, n // 32)  # about n values
+    sums = _ln_sums(rows, dims)
+    r, e = intmodel.layernorm_stats(sums["total"], sums["squares"], dims, sums["eps"])
     repeat = [len(row) for row in rows]
     x = np.concatenate(rows)
-    return {"x": x, "total": np.repeat(total, repeat), "dim": np.repeat(dims, repeat),
+    return {"x": x, "total": np.repeat(sums["total"], repeat), "dim": np.repeat(dims, repeat),
             "r": np.repeat(r, repeat), "e": np.repeat(e, repeat),
             "gamma": _mixed([WEIGHT.min_code, WEIGHT.max_code, 0],
                             WEIGHT.random(rng, len(x) - 3)),

@@ -93,10 +93,10 @@ def _trace(rng: np.random.Generator) -> dict:
     ``(images, experts)``. Expert ``e``'s queue is the tokens whose ``chosen`` holds ``e``,
     in token order.
     """
-    from pyref.model import load_checkpoint  # torch only here: other sets stay light
+    from pyref.model import load_checkpoint, parameters  # torch only here: other sets stay light
 
     config = get_config("tiny")
-    state = {k: v.numpy() for k, v in load_checkpoint(config).state_dict().items()}
+    state = parameters(load_checkpoint(config))
     model = intmodel.IntModel(config, state, TRACE_PARALLELISM)
     test = data.load(config, "test")
     chosen = np.sort(rng.choice(len(test), TRACE_IMAGES, replace=False))

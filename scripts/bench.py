@@ -27,10 +27,10 @@ def golden_speed(seed: int) -> dict:
     """Wall time of the integer model: tiny per image, and m3vit-tiny with a full trace."""
     import torch
 
-    from pyref.model import MultiTaskViT, load_checkpoint
+    from pyref.model import MultiTaskViT, load_checkpoint, parameters
 
     tiny = get_config("tiny")
-    state = {k: v.numpy() for k, v in load_checkpoint(tiny).state_dict().items()}
+    state = parameters(load_checkpoint(tiny))
     model = IntModel(tiny, state)
     test = data.load(tiny, "test").subset(slice(0, 64))
     codes = model.quantise_input(data.patchify(test.images, tiny.patch))
@@ -42,7 +42,7 @@ def golden_speed(seed: int) -> dict:
 
     big = get_config("m3vit-tiny")
     torch.manual_seed(seed)
-    state = {k: v.detach().numpy() for k, v in MultiTaskViT(big).state_dict().items()}
+    state = parameters(MultiTaskViT(big))
     model = IntModel(big, state)
     image = np.random.default_rng(seed).normal(0, 1, (1, big.patches, big.patch_pixels))
     start = time.perf_counter()

@@ -32,11 +32,6 @@ def xls_unit(kernel: str):
     return xls_stream(flow.KERNELS[kernel])
 
 
-def kernel_modules(kernel: str) -> tuple:
-    """The XLS modules the unit of ``kernel`` instantiates."""
-    return (flow.SPLIT[kernel][0], flow.SPLIT[kernel][2]) if kernel in flow.SPLIT else (kernel,)
-
-
 @dataclass(frozen=True)
 class Design:
     """One top-level design.
@@ -92,7 +87,7 @@ KERNEL_TARGET_MHZ = 150.0
 def kernel_design(kernel: str) -> Design:
     """An XLS kernel behind its stream adapter, checked by the generic kernel bench."""
     return Design(kernel, f"{kernel}_stream", xls_unit, {"kernel": kernel},
-                  kernels=kernel_modules(kernel), bench="sim.bench_kernel",
+                  kernels=flow.pipelines(kernel), bench="sim.bench_kernel",
                   target_mhz=KERNEL_TARGET_MHZ)
 
 

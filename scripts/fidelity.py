@@ -18,7 +18,7 @@ from pyref import approx, data, metrics
 from pyref.config import get_config
 from pyref.formats import ACT, PROB, QFormat
 from pyref.intmodel import IntModel
-from pyref.model import load_checkpoint
+from pyref.model import load_checkpoint, parameters
 from scripts.common import REPORT, main, make_console
 
 #: Integer bits (sign included) kept by every activation width in the sweep.
@@ -77,7 +77,7 @@ def sqnr_db(reference: np.ndarray, approximation: np.ndarray) -> float:
 def model_fidelity(images: int, sweep_images: int) -> dict:
     config = get_config("tiny")
     model = load_checkpoint(config)
-    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    state = parameters(model)
     test = data.load(config, "test").subset(slice(0, images))
     patches = data.patchify(test.images, config.patch)
     labels = (test.labels, test.patch_labels)

@@ -18,7 +18,7 @@ def run(argv=None):
     table = Table(title="XLS kernels")
     for column in ("kernel", "stages", "latency", "verilog"):
         table.add_column(column)
-    for name in flow.pipelines():
+    for name in flow.all_pipelines():
         path = flow.codegen(name, args.out)
         kernel = json.loads(path.with_suffix(".json").read_text())
         table.add_row(name, str(kernel["stages"]), str(kernel["latency"]), str(path))

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from pyref import data, intmodel, metrics, ops
 from pyref.config import ConfigError, get_config
 from pyref.formats import ACT, BIAS, PROB, WEIGHT, FormatError
-from pyref.model import load_checkpoint
+from pyref.model import load_checkpoint, parameters
 
 TINY = get_config("tiny")
 
@@ -131,7 +131,7 @@ def test_moe_reads_only_the_experts_that_tokens_chose():
 @pytest.fixture(scope="module")
 def tiny_models():
     model = load_checkpoint(TINY)
-    state = {k: v.numpy() for k, v in model.state_dict().items()}
+    state = parameters(model)
     return model, intmodel.IntModel(TINY, state)
 
 
