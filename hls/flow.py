@@ -24,9 +24,13 @@ class HlsError(RuntimeError):
     """A DSLX kernel that does not convert, or a stale generated file."""
 
 
-#: XLS has no ECP5 delay model; sky130's relative delays still balance the stages far better
-#: than counting operations ("unit"): GELU in 5 stages went from 63 to 109 MHz on ECP5.
-DELAY_MODEL = "sky130"
+#: XLS has no ECP5 delay model, and an ASIC one misleads on an FPGA: sky130 rates a multiply
+#: as ten adds, so it packs shifters and adders around it into one stage, while on the ECP5 a
+#: multiply with its registers in the DSP block is the fastest thing there is. Counting every
+#: operation as one ("unit") and limiting how many chain within a stage splits the work
+#: evenly, and leaves each multiply between registers that move into its MULT18X18D
+#: (`scripts.netlist`).
+DELAY_MODEL = "unit"
 
 
 #: Register a pipeline's inputs and outputs, so neither its first nor its last stage shares
@@ -53,20 +57,26 @@ class Kernel:
         The function's parameters, in order, with their formats.
     outputs : dict of str to QFormat
         Its result (the elements of a returned tuple, in order), with their formats.
-    stages : int
-        Pipeline stages given to the XLS scheduler; 0 for a kernel in `SPLIT`, whose own
-        function only runs in the JIT while the hardware uses its two halves.
+    ops_per_stage : int
+        Operations that may chain within one pipeline stage (`DELAY_MODEL`'s clock period);
+        the scheduler then picks the number of stages. A kernel in `COMPOSED` has none of
+        its own: its function only runs in the JIT, while the hardware uses its steps.
     """
 
     name: str
     module: str
     inputs: dict = field(hash=False)
     outputs: dict = field(hash=False)
-    stages: int = 0
+    ops_per_stage: int = 2
 
     @property
     def source(self) -> Path:
         return HERE / f"{self.module}.x"
+
+    @property
+    def stages(self) -> int:
+        """Stages of the generated pipeline."""
+        return scheduled_stages(self.name)
 
     @property
     def latency(self) -> int:
@@ -79,6 +89,7 @@ class Kernel:
             "module": self.name,
             "source": self.source.name,
             "stages": self.stages,
+            "ops_per_stage": self.ops_per_stage,
             "latency": self.latency,
             "inputs": {k: f.describe() for k, f in self.inputs.items()},
             "outputs": {k: f.describe() for k, f in self.outputs.items()},
@@ -89,33 +100,45 @@ class Kernel:
 
 
 MANTISSA, EXPONENT = raw(17), raw(6)  # a reciprocal or rsqrt as r * 2^-(16 + e)
+_DIFF = raw(ACT.bits + 1, signed=True)  # a score minus a maximum
 TOTAL, SQUARES = raw(32, signed=True), raw(48)  # LayerNorm's running sums
 
 KERNELS = {k.name: k for k in [
-    Kernel("requant", "requant", {"x": ACC}, {"y": ACT}, stages=3),
+    Kernel("requant", "requant", {"x": ACC}, {"y": ACT}),
     Kernel("gelu", "gelu", {"x": ACT}, {"y": ACT}),
-    Kernel("exp2", "softmax", {"d": raw(ACT.bits + 1, signed=True)}, {"y": PROB}),
+    Kernel("exp2", "softmax", {"d": _DIFF}, {"power": PROB}),
     Kernel("softmax_step", "softmax", {"maximum": ACT, "total": SUM, "score": ACT},
-           {"new_max": ACT, "new_total": SUM, "scale": PROB, "term": PROB}, stages=6),
+           {"new_max": ACT, "new_total": SUM, "scale": PROB, "term": PROB}),
     Kernel("reciprocal", "softmax", {"total": SUM}, {"r": MANTISSA, "e": EXPONENT}),
-    Kernel("normalise", "softmax", {"term": PROB, "r": MANTISSA, "e": EXPONENT}, {"p": PROB},
-           stages=3),
+    Kernel("normalise", "softmax", {"term": PROB, "r": MANTISSA, "e": EXPONENT}, {"p": PROB}),
+    Kernel("divide", "softmax", {"term": PROB, "total": SUM}, {"p": PROB}),
     Kernel("ln_accumulate", "layernorm", {"total": TOTAL, "squares": SQUARES, "x": ACT},
-           {"new_total": TOTAL, "new_squares": SQUARES}, stages=3),
+           {"new_total": TOTAL, "new_squares": SQUARES}),
     Kernel("ln_stats", "layernorm", {"total": TOTAL, "squares": SQUARES, "dim": raw(16),
                                      "eps": raw(32)}, {"r": MANTISSA, "e": EXPONENT}),
     Kernel("ln_apply", "layernorm", {"x": ACT, "total": TOTAL, "dim": raw(16), "r": MANTISSA,
                                      "e": EXPONENT, "gamma": WEIGHT, "beta": WEIGHT},
-           {"y": ACT}, stages=3),
+           {"y": ACT}, ops_per_stage=1),
 ]}
 
-#: Kernels whose table lives in block RAM between two XLS pipelines: kernel -> (the part
-#: that computes the index, the `pyref.approx` table, the part that interpolates). The
-#: kernel's own DSLX function does the same in one piece for the JIT check.
-SPLIT = {"gelu": ("gelu_index", "GELU_DELTA", "gelu_finish"),
-         "exp2": ("exp2_index", "EXP2_TABLE", "exp2_finish"),
-         "reciprocal": ("reciprocal_index", "RECIP_TABLE", "reciprocal_finish"),
-         "ln_stats": ("ln_stats_index", "RSQRT_TABLE", "ln_stats_finish")}
+@dataclass(frozen=True)
+class Table:
+    """A block-RAM read of neighbouring entries of `pyref.approx` table ``name``."""
+
+    name: str
+
+
+#: Kernels the hardware builds from other pipelines, in order: parts (`PARTS`), a block-RAM
+#: table read between two parts, or another kernel, with the fields around it carried
+#: beside it. Fields named alike flow from one step to the next. The kernel's own DSLX
+#: function does the same in one piece for the JIT check.
+COMPOSED = {
+    "gelu": ("gelu_index", Table("GELU_DELTA"), "gelu_finish"),
+    "exp2": ("exp2_index", Table("EXP2_TABLE"), "exp2_finish"),
+    "softmax_step": ("softmax_prepare", "exp2", "softmax_finish"),
+    "reciprocal": ("reciprocal_index", Table("RECIP_TABLE"), "reciprocal_finish"),
+    "ln_stats": ("ln_stats_index", Table("RSQRT_TABLE"), "ln_stats_finish"),
+}
 
 
 def _entry(table: str) -> QFormat:
@@ -130,31 +153,36 @@ _RECIP_INDEX = raw(approx.RECIP_INDEX_BITS)
 _RECIP_REST = raw(approx.TABLE_FRAC - approx.RECIP_INDEX_BITS)
 _RSQRT_INDEX = raw((len(approx.RSQRT_TABLE) - 2).bit_length())
 _RSQRT_REST = raw(approx.TABLE_FRAC - approx.RSQRT_INDEX_BITS)
-#: The halves of split kernels: compiled like kernels, checked through the kernel they make.
+#: The parts of composed kernels: compiled like kernels, checked through the kernel they make.
 PARTS = {k.name: k for k in [
     Kernel("gelu_index", "gelu", {"x": ACT},
-           {"x": ACT, "index": _GELU_INDEX, "rest": _GELU_REST, "in_table": raw(1)}, stages=2),
+           {"x": ACT, "addr": _GELU_INDEX, "rest": _GELU_REST, "in_table": raw(1)}),
     Kernel("gelu_finish", "gelu", {"x": ACT, "rest": _GELU_REST, "in_table": raw(1),
                                    "low": _entry("GELU_DELTA"), "high": _entry("GELU_DELTA")},
-           {"y": ACT}, stages=8),
-    Kernel("exp2_index", "softmax", {"d": raw(ACT.bits + 1, signed=True)},
-           {"index": _EXP2_INDEX, "rest": _EXP2_REST, "shift": raw(16)}, stages=4),
+           {"y": ACT}),
+    Kernel("exp2_index", "softmax", {"d": _DIFF},
+           {"addr": _EXP2_INDEX, "rest": _EXP2_REST, "shift": raw(16)}, ops_per_stage=1),
     Kernel("exp2_finish", "softmax", {"rest": _EXP2_REST, "shift": raw(16),
                                       "low": _entry("EXP2_TABLE"), "high": _entry("EXP2_TABLE")},
-           {"y": PROB}, stages=8),
+           {"power": PROB}, ops_per_stage=1),
+    Kernel("softmax_prepare", "softmax", {"maximum": ACT, "total": SUM, "score": ACT},
+           {"d": _DIFF, "rises": raw(1), "new_max": ACT, "total": SUM}, ops_per_stage=1),
+    Kernel("softmax_finish", "softmax", {"power": PROB, "rises": raw(1), "new_max": ACT,
+                                         "total": SUM},
+           {"new_max": ACT, "new_total": SUM, "scale": PROB, "term": PROB}, ops_per_stage=1),
     Kernel("reciprocal_index", "softmax", {"total": SUM},
-           {"index": _RECIP_INDEX, "rest": _RECIP_REST, "e": EXPONENT}, stages=4),
+           {"addr": _RECIP_INDEX, "rest": _RECIP_REST, "e": EXPONENT}),
     Kernel("reciprocal_finish", "softmax", {"rest": _RECIP_REST, "e": EXPONENT,
                                             "low": _entry("RECIP_TABLE"),
                                             "high": _entry("RECIP_TABLE")},
-           {"r": MANTISSA, "e": EXPONENT}, stages=4),
+           {"r": MANTISSA, "e": EXPONENT}),
     Kernel("ln_stats_index", "layernorm", {"total": TOTAL, "squares": SQUARES, "dim": raw(16),
                                            "eps": raw(32)},
-           {"index": _RSQRT_INDEX, "rest": _RSQRT_REST, "e": EXPONENT}, stages=6),
+           {"addr": _RSQRT_INDEX, "rest": _RSQRT_REST, "e": EXPONENT}, ops_per_stage=1),
     Kernel("ln_stats_finish", "layernorm", {"rest": _RSQRT_REST, "e": EXPONENT,
                                             "low": _entry("RSQRT_TABLE"),
                                             "high": _entry("RSQRT_TABLE")},
-           {"r": MANTISSA, "e": EXPONENT}, stages=4),
+           {"r": MANTISSA, "e": EXPONENT}, ops_per_stage=1),
 ]}
 
 
@@ -163,9 +191,12 @@ def _kernel(name: str) -> Kernel:
 
 
 def pipelines(kernel: str) -> tuple:
-    """The XLS pipelines the unit of ``kernel`` instantiates: itself, or the two halves of a
-    split kernel (whose own function only runs in the JIT)."""
-    return (SPLIT[kernel][0], SPLIT[kernel][2]) if kernel in SPLIT else (kernel,)
+    """The XLS pipelines the unit of ``kernel`` instantiates: itself, or those of the steps
+    of a composed kernel (whose own function only runs in the JIT)."""
+    if kernel not in COMPOSED:
+        return (kernel,)
+    return tuple(p for step in COMPOSED[kernel] if not isinstance(step, Table)
+                 for p in (pipelines(step) if step in KERNELS else (step,)))
 
 
 def all_pipelines() -> list[str]:
@@ -251,21 +282,37 @@ def jit(name: str):
     return run
 
 
+@cache
+def _verilog(kernel: Kernel) -> str:
+    """The pipeline of ``kernel``, cached per schedule (a changed stage count is new)."""
+    name = kernel.name
+    if name in COMPOSED:
+        raise HlsError(f"{name} is built from {pipelines(name)}, not compiled itself")
+    package, _ = _function(name)
+    try:
+        result = package.schedule_and_codegen(
+            generator="pipeline", delay_model=DELAY_MODEL, clock_period_ps=kernel.ops_per_stage,
+            module_name=kernel.name, reset="rst", reset_active_low=False,
+            input_valid_signal="i_valid", output_valid_signal="o_valid", top=_top(kernel),
+            flop_inputs=FLOP_IO, flop_outputs=FLOP_IO,
+        )
+    except Exception as e:
+        raise HlsError(f"XLS could not schedule {name}: {e}") from None
+    return result.get_verilog_text()
+
+
+def scheduled_stages(name: str) -> int:
+    """Pipeline stages XLS made for kernel ``name`` (the input registers are its stage 0)."""
+    return _verilog(_kernel(name)).count("// ===== Pipe stage") - FLOP_IO
+
+
 def codegen(name: str, outdir: Path) -> Path:
     """Write ``<outdir>/<name>.v`` (pipelined Verilog) and ``<name>.json``; returns the .v."""
     kernel = _kernel(name)
-    if kernel.stages < 1:
-        raise HlsError(f"{name} is built from its halves {SPLIT[name]}, not compiled itself")
-    package, _ = _function(name)
-    result = package.schedule_and_codegen(
-        generator="pipeline", pipeline_stages=kernel.stages, delay_model=DELAY_MODEL,
-        module_name=kernel.name, reset="rst", reset_active_low=False,
-        input_valid_signal="i_valid", output_valid_signal="o_valid", top=_top(kernel),
-        flop_inputs=FLOP_IO, flop_outputs=FLOP_IO,
-    )
+    text = _verilog(kernel)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     verilog = outdir / f"{name}.v"
-    verilog.write_text(result.get_verilog_text())
+    verilog.write_text(text)
     (outdir / f"{name}.json").write_text(json.dumps(kernel.describe(), indent=2) + "\n")
     return verilog

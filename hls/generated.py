@@ -40,9 +40,12 @@ def formats_text() -> str:
 
 def _table(name: str, values: np.ndarray) -> list[str]:
     bits = max(int(values.max()).bit_length(), 1)
+    # Signed width of the largest step between neighbours: interpolation multiplies by it.
+    step_bits = int(np.abs(np.diff(values)).max()).bit_length() + 1
     rows = [", ".join(str(int(v)) for v in values[i:i + 12]) for i in range(0, len(values), 12)]
     body = ",\n    ".join(rows)
     return [f"pub const {name}_BITS = u32:{bits};",
+            f"pub const {name}_STEP_BITS = u32:{step_bits};",
             f"pub const {name}_ENTRIES = u32:{len(values)};",
             f"pub const {name} = uN[{name}_BITS][{name}_ENTRIES]:[\n    {body}\n];", ""]
 

@@ -1,4 +1,4 @@
-"""Base for stream stages around a fixed-latency datapath that cannot stall."""
+"""Backpressure for a lock-step pipeline that cannot stall."""
 
 from amaranth.hdl import Module, Signal, Value
 from amaranth.lib import stream, wiring
@@ -7,59 +7,60 @@ from amaranth.lib.wiring import In, Out
 
 
 class CreditStream(wiring.Component):
-    """Give a fixed-latency, never-stalling datapath ``lib.stream`` ports with backpressure.
+    """Give a fixed-latency, never-stalling pipeline ``lib.stream`` ports with backpressure.
 
     Results land in a FIFO, and an input is accepted only when a FIFO slot is certain to be
-    free when its result arrives: the FIFO's level plus the results still in flight stays
-    below its depth (credits). ``i.ready`` is a register, decided a cycle ahead from
-    this cycle's level, flight and acceptance, so no handshake path runs combinationally
+    free when its result arrives: the slots promised (results in the FIFO or in flight) stay
+    below its depth (credits). ``i.ready`` is a register, decided a cycle ahead from this
+    cycle's promise, acceptance and departure, so no handshake path runs combinationally
     through a chain of stages; a depth of latency + 3 still sustains one result per cycle
-    while ``o.ready`` stays high. Subclasses build the datapath in `datapath`.
+    while ``o.ready`` stays high.
 
     Parameters
     ----------
-    latency : int
-        Cycles from an accepted input to its result.
-    in_shape, out_shape : shape or layout
-        Payloads of ``i`` and ``o``.
+    pipe : wiring.Component
+        Lock-step pipeline (see `hw.xls_pipe.lockstep`) with a ``latency`` attribute; every
+        valid input gives exactly one valid output ``latency`` cycles later.
 
     Members
     -------
-    i : In(stream.Signature(in_shape))
-    o : Out(stream.Signature(out_shape))
+    i : In(stream.Signature(pipe's input payload))
+    o : Out(stream.Signature(pipe's output payload))
     """
 
-    def __init__(self, latency: int, in_shape, out_shape):
-        self.latency = latency
+    def __init__(self, pipe: wiring.Component):
+        self.pipe = pipe
+        self.latency = pipe.latency
         super().__init__({
-            "i": In(stream.Signature(in_shape)),
-            "o": Out(stream.Signature(out_shape)),
+            "i": In(stream.Signature(pipe.i.payload.shape())),
+            "o": Out(stream.Signature(pipe.o.payload.shape())),
         })
-
-    def datapath(self, m: Module, accept: Value):
-        """Build the datapath for an input taken when ``accept`` is high.
-
-        Returns ``(valid, result)``: ``valid`` rises exactly ``latency`` cycles after
-        ``accept`` with the payload's ``result``.
-        """
-        raise NotImplementedError
 
     def elaborate(self, platform):
         m = Module()
+        m.submodules.pipe = pipe = self.pipe
         depth = self.latency + 3
         m.submodules.results = results = SyncFIFO(
             width=Value.cast(self.o.payload).shape().width, depth=depth)
         accept = self.i.valid & self.i.ready
-        result_valid, result = self.datapath(m, accept)
+        m.d.comb += [pipe.i.valid.eq(accept), Value.cast(pipe.i.payload).eq(self.i.payload)]
 
-        in_flight = Signal(range(depth + 1))
-        m.d.sync += in_flight.eq(in_flight + accept - result_valid)
-        # Next cycle the level is at most level + result_valid and the flight is
-        # in_flight + accept - result_valid: their sum bounds the slots then promised.
-        m.d.sync += self.i.ready.eq(results.level + in_flight + accept < depth)
+        # Slots promised: results in the FIFO or still in flight. It grows with each accepted
+        # input and shrinks with each result taken.
+        promised = Signal(range(depth + 1))
+        taken = self.o.valid & self.o.ready
+        m.d.sync += promised.eq(promised + accept - taken)
+        # Next cycle's promise must stay below the depth. Written as comparisons of the
+        # register with constants, so no adder sits in front of i.ready.
+        with m.If(accept & ~taken):
+            m.d.sync += self.i.ready.eq(promised < depth - 1)
+        with m.Elif(taken & ~accept):
+            m.d.sync += self.i.ready.eq(1)
+        with m.Else():
+            m.d.sync += self.i.ready.eq(promised < depth)
         m.d.comb += [
-            results.w_en.eq(result_valid),
-            results.w_data.eq(result),
+            results.w_en.eq(pipe.o.valid),
+            results.w_data.eq(pipe.o.payload),
             self.o.valid.eq(results.r_rdy),
             Value.cast(self.o.payload).eq(results.r_data),
             results.r_en.eq(self.o.ready),

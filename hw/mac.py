@@ -59,7 +59,9 @@ class MacUnit(wiring.Component):
         advance = ~self.o.valid | self.o.ready
         m.d.comb += self.i.ready.eq(advance)
 
-        products = [Signal(signed(ACT.bits + WEIGHT.bits), name=f"product{k}")
+        # Data registers need no reset; without one they can become the multipliers' own
+        # output registers (scripts/netlist.py).
+        products = [Signal(signed(ACT.bits + WEIGHT.bits), name=f"product{k}", reset_less=True)
                     for k in range(self.lanes)]
         lane_sum = Signal(ACC.shape())
         accumulator = Signal(ACC.shape())

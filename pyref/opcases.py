@@ -64,12 +64,9 @@ def _reciprocal_inputs(rng, n):
 
 
 def _normalise_inputs(rng, n):
-    totals = _reciprocal_inputs(rng, n)["total"]
-    totals = totals[totals >= 1 << PROB.frac]  # a softmax sum is at least 1.0
-    r, e = approx.reciprocal(totals)
-    term = PROB.random(rng, len(totals)) >> 1  # terms are at most 1.0
-    term[:3] = [0, 1 << PROB.frac, 1]
-    return {"term": term, "r": r, "e": e}
+    inputs = _divide_inputs(rng, n)
+    r, e = approx.reciprocal(inputs["total"])
+    return {"term": inputs["term"], "r": r, "e": e}
 
 
 def _ln_rows(rng, count: int):
@@ -118,6 +115,14 @@ def _softmax_step(maximum, total, score):
     return {"new_max": new_max, "new_total": new_total, "scale": scale, "term": term}
 
 
+def _divide_inputs(rng, n):
+    totals = _reciprocal_inputs(rng, n)["total"]
+    totals = totals[totals >= 1 << PROB.frac]  # a softmax sum is at least 1.0
+    term = PROB.random(rng, len(totals)) >> 1  # terms are at most 1.0
+    term[:3] = [0, 1 << PROB.frac, 1]
+    return {"term": term, "total": totals}
+
+
 def _ln_accumulate(total, squares, x):
     new_total, new_squares = intmodel.layernorm_accumulate(total, squares, x)
     return {"new_total": new_total, "new_squares": new_squares}
@@ -132,11 +137,14 @@ OPCASES = {
     "requant": OpCase(_requant_inputs, lambda x: {"y": ops.requantise(x)}),
     "gelu": OpCase(lambda rng, n: {"x": np.arange(ACT.min_code, ACT.max_code + 1)},
                    lambda x: {"y": approx.gelu_fixed(x)}),
-    "exp2": OpCase(_exp_inputs, lambda d: {"y": approx.exp_fixed(d)}),
+    "exp2": OpCase(_exp_inputs, lambda d: {"power": approx.exp_fixed(d)}),
     "softmax_step": OpCase(_softmax_step_inputs, _softmax_step),
     "reciprocal": OpCase(_reciprocal_inputs, lambda total: _pair(approx.reciprocal(total))),
     "normalise": OpCase(_normalise_inputs, lambda term, r, e: {
         "p": PROB.fit(approx.scale_by_reciprocal(term, r, e))}),
+    # The divider baseline of the comparison with Edge-MoE: term * 2^15 / total, floored.
+    "divide": OpCase(_divide_inputs, lambda term, total: {
+        "p": PROB.fit((term << PROB.frac) // total)}),
     "ln_accumulate": OpCase(_ln_accumulate_inputs, _ln_accumulate),
     "ln_stats": OpCase(_ln_stats_inputs, lambda total, squares, dim, eps: _pair(
         intmodel.layernorm_stats(total, squares, dim, eps))),

@@ -47,10 +47,21 @@ def _mac(rng: np.random.Generator) -> dict:
     return {"act": act, "weight": weight, "lengths": lengths, "acc": acc}
 
 
+#: Longest softmax row: the attention rows of the largest config.
+SOFTMAX_MAX_ROW = get_config("m3vit-tiny").tokens
+#: Rows of each length in the ``softmax`` set, in this order: random, narrow, equal, all at
+#: the most negative code, all at the most positive, one dominant score.
+SOFTMAX_KINDS = 6
+
+
 def _softmax(rng: np.random.Generator) -> dict:
-    """Ragged rows of 1 to 129 scores: random, narrow, equal, one dominant, at the extremes."""
+    """Rows of every length up to `SOFTMAX_MAX_ROW`, `SOFTMAX_KINDS` of each length.
+
+    Per score: ``scores`` and ``probs``; per row: its length (``lengths``), its final state
+    ``maximum`` and ``total``, and the reciprocal ``(r, e)`` of the total.
+    """
     blocks, states = [], []
-    for n in range(1, 130):
+    for n in range(1, SOFTMAX_MAX_ROW + 1):
         dominant = ACT.random(rng, n) // 64
         dominant[rng.integers(n)] = ACT.max_code
         block = np.stack([ACT.random(rng, n), ACT.random(rng, n) // 256,
@@ -58,11 +69,13 @@ def _softmax(rng: np.random.Generator) -> dict:
                           np.full(n, ACT.max_code), dominant])
         blocks.append(block)
         states.append(approx.softmax_state(block))
+    total = np.concatenate([t for _, t in states])
+    r, e = approx.reciprocal(total)
     return {"scores": np.concatenate([b.ravel() for b in blocks]),
             "lengths": np.concatenate([np.full(len(b), b.shape[1]) for b in blocks]),
             "probs": np.concatenate([approx.softmax_fixed(b).ravel() for b in blocks]),
             "maximum": np.concatenate([m for m, _ in states]),
-            "total": np.concatenate([t for _, t in states])}
+            "total": total, "r": r, "e": e}
 
 
 def _layernorm(rng: np.random.Generator) -> dict:

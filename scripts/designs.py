@@ -9,27 +9,12 @@ from pathlib import Path
 
 from hls import flow
 from hw.emit import emit
+from hw.kernels import kernel_unit
 from hw.mac import MacUnit
-from hw.table_kernel import TableKernel
-from hw.xls_stream import XlsStream
-from pyref import approx
+from hw.softmax_unit import SoftmaxUnit
+from pyref import vectors
 from scripts.common import HLS, VERILOG
 from sim.runner import Bench
-
-
-def xls_stream(kernel: flow.Kernel) -> XlsStream:
-    return XlsStream(kernel.name, kernel.latency,
-                     {n: f.shape() for n, f in kernel.inputs.items()},
-                     {n: f.shape() for n, f in kernel.outputs.items()})
-
-
-def xls_unit(kernel: str):
-    """Kernel ``kernel`` as a stream unit: one pipeline, or two around a block-RAM table."""
-    if kernel in flow.SPLIT:
-        index, table, finish = flow.SPLIT[kernel]
-        return TableKernel(xls_stream(flow.PARTS[index]), getattr(approx, table).tolist(),
-                           xls_stream(flow.PARTS[finish]))
-    return xls_stream(flow.KERNELS[kernel])
 
 
 @dataclass(frozen=True)
@@ -68,7 +53,8 @@ class Design:
     def verilog(self, verilog_dir: Path = VERILOG, hls_dir: Path = HLS) -> list[Path]:
         """Emit the design and its kernels; returns every Verilog source, top first."""
         unit = self.component()
-        extra = {"peak_macs_per_cycle": getattr(unit, "peak_macs_per_cycle", 0), **self.params}
+        extra = {"peak_macs_per_cycle": getattr(unit, "peak_macs_per_cycle", 0),
+                 "latency": getattr(unit, "latency", 0), **self.params}
         if "kernel" in self.params:
             k = flow.KERNELS[self.params["kernel"]]
             extra.update(inputs=list(k.inputs), outputs=list(k.outputs))
@@ -86,7 +72,7 @@ KERNEL_TARGET_MHZ = 150.0
 
 def kernel_design(kernel: str) -> Design:
     """An XLS kernel behind its stream adapter, checked by the generic kernel bench."""
-    return Design(kernel, f"{kernel}_stream", xls_unit, {"kernel": kernel},
+    return Design(kernel, f"{kernel}_stream", kernel_unit, {"kernel": kernel},
                   kernels=flow.pipelines(kernel), bench="sim.bench_kernel",
                   target_mhz=KERNEL_TARGET_MHZ)
 
@@ -94,6 +80,10 @@ def kernel_design(kernel: str) -> Design:
 DESIGNS = {d.name: d for d in [
     *(kernel_design(k) for k in flow.KERNELS),
     Design("mac", "mac", MacUnit, {"lanes": 4}, bench="sim.bench_mac"),
+    Design("softmax", "softmax_unit", SoftmaxUnit,
+           {"lanes": 2, "max_len": vectors.SOFTMAX_MAX_ROW},
+           kernels=(*flow.pipelines("exp2"), *flow.pipelines("reciprocal"), "normalise"),
+           bench="sim.bench_softmax", target_mhz=KERNEL_TARGET_MHZ),
 ]}
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from rich.table import Table
 
-from pyref import approx, data, metrics
+from pyref import approx, data, metrics, vectors
 from pyref.config import get_config
 from pyref.formats import ACT, PROB, QFormat
 from pyref.intmodel import IntModel
@@ -43,7 +43,7 @@ def approximation_errors() -> dict:
     near = np.abs(real) <= 8  # past |x| = 8 both are plain ReLU
     rng = np.random.default_rng(0)
     softmax_by_length = []
-    for n in range(1, 130):
+    for n in range(1, vectors.SOFTMAX_MAX_ROW + 1):
         rows = np.stack([ACT.random(rng, n), ACT.random(rng, n) // 256, np.full(n, 1000),
                          np.where(np.arange(n) == 0, ACT.max_code, ACT.min_code)])
         f = ACT.dequantise(rows)
@@ -129,7 +129,8 @@ def plot(fidelity: dict):
     left.set_ylabel("|GELU error|")
     left.set_title("GELU against erf, every ACT code in [-8, 8]")
     left.legend()
-    right.semilogy(range(1, 130), a["softmax_max_error_by_length"], linewidth=0.8)
+    right.semilogy(range(1, len(a["softmax_max_error_by_length"]) + 1),
+                   a["softmax_max_error_by_length"], linewidth=0.8)
     right.axhline(2**-10, color="red", linestyle="--", linewidth=1, label="target 2^-10")
     right.set_xlabel("row length")
     right.set_ylabel("max |probability error|")

@@ -64,9 +64,29 @@ def write() -> str:
                          f"{r['build_s']} |")
         lines += ["", "Counts are post place-and-route on the LFE5U-85F and include the serial "
                   "pin harness (its flip-flops are listed in each report.json).", ""]
+        lines += _normalisation_section({json.loads(p.read_text())["design"]:
+                                         json.loads(p.read_text()) for p in reports})
     path = REPORT / "report.md"
     path.write_text("\n".join(lines))
     return str(path)
+
+
+def _normalisation_section(built: dict) -> list:
+    """Edge-MoE divides every exponential by the row's sum; lumoe takes one reciprocal per row
+    and multiplies. Both are built from the same formats, so their costs compare directly."""
+    if not {"divide", "reciprocal", "normalise"} <= set(built):
+        return []
+    rows = [("divide (Edge-MoE's approach)", "every probability", built["divide"]),
+            ("normalise (lumoe)", "every probability", built["normalise"]),
+            ("reciprocal (lumoe)", "once per row", built["reciprocal"])]
+    lines = ["## Softmax normalisation: divider against reciprocal (`make bitstream`)", "",
+             "| unit | runs | LUT4 | FF | DSP | BRAM | Fmax (MHz) |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {name} | {runs} | {r['lut4']} | {r['ff']} | {r['dsp']} | {r['bram']} | "
+              f"{r['fmax_mhz']:.1f} |" for name, runs, r in rows]
+    per_probability = built["divide"]["lut4"] / built["normalise"]["lut4"]
+    return lines + ["", f"Per probability the divider costs {per_probability:.1f}x the LUTs of "
+                    "the multiply that replaces it; the reciprocal is paid once per row.", ""]
 
 
 def _fidelity_section() -> list:
@@ -80,7 +100,8 @@ def _fidelity_section() -> list:
              "|---|---|---|",
              f"| GELU (every ACT code) | {a['gelu_max_error']:.5f} | 2^-8 = 0.00391 "
              f"(I-BERT i-GELU: {a['i_gelu_max_error']:.4f}) |",
-             f"| softmax, rows of 1 to 129 | {a['softmax_max_error']:.2e} | 2^-10 = 9.8e-4 |",
+             f"| softmax, rows of 1 to {len(a['softmax_max_error_by_length'])} | "
+             f"{a['softmax_max_error']:.2e} | 2^-10 = 9.8e-4 |",
              f"| exp (base 2 with table) | {a['exp_max_error']:.2e} | |",
              f"| reciprocal (relative) | {a['reciprocal_max_relative_error']:.2e} | |",
              f"| rsqrt (relative) | {a['rsqrt_max_relative_error']:.2e} | |",

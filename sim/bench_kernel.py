@@ -32,6 +32,7 @@ async def kernel(dut, stalls):
     tb = TB(dut, stalls)
     inputs, expected = tb.stimulus()
     result = await tb.run(inputs, expected)
-    tb.record("kernel", {**result, "macs": 0, "ideal_cycles": len(inputs),
-                         "peak_macs_per_cycle": 0})
+    # One input per cycle, then the pipeline's latency and a cycle through its result FIFO.
+    ideal = len(inputs) + tb.info["latency"] + 1
+    tb.record("kernel", {**result, "macs": 0, "ideal_cycles": ideal, "peak_macs_per_cycle": 0})
     assert result["mismatches"] == 0, f"{result['mismatches']} mismatches against pyref"

