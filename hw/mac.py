@@ -21,9 +21,10 @@ class MacUnit(wiring.Component):
 
     Each accepted beat adds ``sum(act[k] * weight[k])`` to an `ACC` accumulator; the beat
     with ``last`` set emits the total on ``o`` and clears it. Pad short vectors with zero
-    pairs. The accumulator wraps like `pyref.ops.dot`. Three pipeline stages (products, lane
-    sum, accumulate) keep the multipliers' outputs registered, as the ECP5 DSP blocks want,
-    and keep the adder tree and the accumulator's carry chain in separate cycles.
+    pairs. The accumulator wraps like `pyref.ops.dot`. The pipeline registers the products
+    (as the ECP5 DSP blocks want), then every level of the lane-sum tree, then the
+    accumulator, so each stage holds at most one carry chain: ``2 + ceil(log2(lanes))``
+    stages.
 
     Parameters
     ----------
@@ -51,6 +52,12 @@ class MacUnit(wiring.Component):
     def peak_macs_per_cycle(self) -> int:
         return self.lanes
 
+    @property
+    def latency(self) -> int:
+        """Cycles from a vector's last beat to its result: products, each level of the lane
+        sum, the accumulator."""
+        return 2 + (self.lanes - 1).bit_length()
+
     def elaborate(self, platform):
         m = Module()
 
@@ -63,19 +70,27 @@ class MacUnit(wiring.Component):
         # output registers (scripts/netlist.py).
         products = [Signal(signed(ACT.bits + WEIGHT.bits), name=f"product{k}", reset_less=True)
                     for k in range(self.lanes)]
-        lane_sum = Signal(ACC.shape())
         accumulator = Signal(ACC.shape())
-        # valid and last of the beat held in the product and lane-sum stages
-        product_valid, product_last = Signal(), Signal()
-        sum_valid, sum_last = Signal(), Signal()
+        # valid and last of the beat in each stage after the inputs
+        valid, last = Signal(name="product_valid"), Signal(name="product_last")
 
         with m.If(advance):
             for k, p in enumerate(products):
                 m.d.sync += p.eq(self.i.payload.act[k] * self.i.payload.weight[k])
-            m.d.sync += [product_valid.eq(self.i.valid), product_last.eq(self.i.payload.last)]
+            m.d.sync += [valid.eq(self.i.valid), last.eq(self.i.payload.last)]
 
-            m.d.sync += [lane_sum.eq(sum(products)),
-                         sum_valid.eq(product_valid), sum_last.eq(product_last)]
+            # The lane sum as a tree with a register after each level: one adder per stage.
+            level = products
+            while len(level) > 1:
+                pairs = [level[k:k + 2] for k in range(0, len(level), 2)]
+                sums = [Signal(ACC.shape(), name=f"sum{len(level)}_{k}", reset_less=True)
+                        for k in range(len(pairs))]
+                m.d.sync += [total.eq(sum(pair)) for total, pair in zip(sums, pairs, strict=True)]
+                next_valid = Signal(name=f"sum{len(level)}_valid")
+                next_last = Signal(name=f"sum{len(level)}_last")
+                m.d.sync += [next_valid.eq(valid), next_last.eq(last)]
+                level, valid, last = sums, next_valid, next_last
+            lane_sum, sum_valid, sum_last = level[0], valid, last
 
             total = accumulator + lane_sum
             m.d.sync += self.o.valid.eq(sum_valid & sum_last)

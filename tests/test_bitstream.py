@@ -15,6 +15,9 @@ def test_mac_bitstream_and_report(tmp_path):
     assert saved == report
     assert {"lut4", "ff", "dsp", "bram", "fmax_mhz", "bitfile"} <= set(report)
     assert report["dsp"] == 4  # one MULT18X18D per lane
+    # Both operand registers and the product register of every lane moved into its DSP.
+    assert report["packed_registers"] == {"dsp_operand_registers": 8,
+                                          "dsp_output_registers": 4, "bram_output_registers": 0}
     assert 0 < report["lut4"] < report["capacity"]["lut4"]
     assert (tmp_path / "mac" / "mac_top.bit").stat().st_size > 100_000
     assert report["target_mhz"] == 100.0 and report["timing_met"] == (report["fmax_mhz"] >= 100)
