@@ -111,7 +111,9 @@ KERNELS = {k.name: k for k in [
            {"new_max": ACT, "new_total": SUM, "scale": PROB, "term": PROB}),
     Kernel("reciprocal", "softmax", {"total": SUM}, {"r": MANTISSA, "e": EXPONENT}),
     Kernel("normalise", "softmax", {"term": PROB, "r": MANTISSA, "e": EXPONENT}, {"p": PROB}),
-    Kernel("divide", "softmax", {"term": PROB, "total": SUM}, {"p": PROB}),
+    Kernel("divide", "baseline", {"term": PROB, "total": SUM}, {"p": PROB}),
+    # XLS's float library is many small operations: 4 to a stage gives 128 stages.
+    Kernel("exp_float", "baseline", {"d": _DIFF}, {"bits": raw(32)}, ops_per_stage=4),
     Kernel("ln_accumulate", "layernorm", {"total": TOTAL, "squares": SQUARES, "x": ACT},
            {"new_total": TOTAL, "new_squares": SQUARES}),
     Kernel("ln_stats", "layernorm", {"total": TOTAL, "squares": SQUARES, "dim": raw(16),

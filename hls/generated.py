@@ -61,6 +61,12 @@ def tables_text() -> str:
              f"pub const RSQRT_INDEX_BITS = u32:{approx.RSQRT_INDEX_BITS};", ""]
     for name in ("GELU_DELTA", "EXP2_TABLE", "RECIP_TABLE", "RSQRT_TABLE"):
         lines += _table(name, getattr(approx, name))
+    # The float exp baseline's constants as float32 bit patterns.
+    coeffs = ", ".join(f"u32:{int(c)}" for c in approx.EXP_FLOAT_COEFFS.view(np.uint32))
+    lines += [f"pub const EXP_FLOAT_LOG2E = u32:{int(approx.EXP_FLOAT_LOG2E.view(np.uint32))};",
+              f"pub const EXP_FLOAT_MIN = s32:{approx.EXP_FLOAT_MIN};",
+              f"pub const EXP_FLOAT_COEFFS = u32[{len(approx.EXP_FLOAT_COEFFS)}]:[{coeffs}];",
+              ""]
     return "\n".join(lines)
 
 

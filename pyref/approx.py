@@ -81,6 +81,36 @@ def exp_fixed(d, fmt: QFormat = ACT) -> np.ndarray:
     return DATAPATH.round_shift(power, TABLE_FRAC - PROB.frac + n)
 
 
+# -- float exp, as Edge-MoE computes it (a baseline to compare costs with) -----------------
+#: Least-squares fit of 2^f on [0, 1] at 200 Chebyshev nodes, degree 5, in float32.
+_NODES = 0.5 - 0.5 * np.cos(np.pi * (np.arange(200) + 0.5) / 200)
+EXP_FLOAT_COEFFS = np.polynomial.polynomial.polyfit(_NODES, 2.0**_NODES, 5).astype(np.float32)
+EXP_FLOAT_LOG2E = np.float32(math.log2(math.e))
+#: Lowest input (in units) whose result is still a normal float32: below it float32 results
+#: go subnormal, which the hardware flushes to zero like XLS's float library.
+EXP_FLOAT_MIN = -87
+
+
+def exp_float32(d, fmt: QFormat = ACT) -> np.ndarray:
+    """``e^(d / 2^fmt.frac)`` in float32, returned as its bit patterns (int64).
+
+    The usual float recipe, each step rounded to float32 (to nearest, ties to even):
+    ``t = x * log2(e)``, ``n = floor(t)``, ``2^(t - n)`` by Horner's rule on
+    `EXP_FLOAT_COEFFS` (a multiply and an add per step), then scaled by ``2^n``.
+    """
+    d = np.asarray(d, dtype=np.int64)
+    if (d > 0).any() or (d < EXP_FLOAT_MIN << fmt.frac).any():
+        raise FormatError(f"exp_float32 takes {EXP_FLOAT_MIN} <= d <= 0")
+    x = d.astype(np.float32) * np.float32(2.0**-fmt.frac)
+    t = x * EXP_FLOAT_LOG2E
+    n = np.floor(t)
+    f = t - n
+    p = np.full(f.shape, EXP_FLOAT_COEFFS[-1], dtype=np.float32)
+    for c in EXP_FLOAT_COEFFS[-2::-1]:
+        p = p * f + c
+    return np.ldexp(p, n.astype(np.int64)).astype(np.float32).view(np.uint32).astype(np.int64)
+
+
 # -- reciprocal and reciprocal square root -------------------------------------------------
 RECIP_INDEX_BITS = 8  #: table of 1/m every 1/256 on [1, 2]
 RECIP_TABLE = _table(lambda m: 1.0 / m, 1, 2**RECIP_INDEX_BITS + 1, RECIP_INDEX_BITS)

@@ -45,6 +45,12 @@ def _exp_inputs(rng, n):
                         -np.abs(rng.integers(low, 1, size=n)))}
 
 
+def _exp_float_inputs(rng, n):
+    low = approx.EXP_FLOAT_MIN << ACT.frac
+    return {"d": _mixed([0, -1, -2, -255, -256, -257, low, low + 1],
+                        rng.integers(low, 1, size=n))}
+
+
 def _softmax_step_inputs(rng, n):
     one = 1 << PROB.frac
     # Every pair of edge scores with a fresh, a mid and a saturating running sum.
@@ -142,7 +148,8 @@ OPCASES = {
     "reciprocal": OpCase(_reciprocal_inputs, lambda total: _pair(approx.reciprocal(total))),
     "normalise": OpCase(_normalise_inputs, lambda term, r, e: {
         "p": PROB.fit(approx.scale_by_reciprocal(term, r, e))}),
-    # The divider baseline of the comparison with Edge-MoE: term * 2^15 / total, floored.
+    # Baselines of the comparison with Edge-MoE: its float exp, and term * 2^15 / total.
+    "exp_float": OpCase(_exp_float_inputs, lambda d: {"bits": approx.exp_float32(d)}),
     "divide": OpCase(_divide_inputs, lambda term, total: {
         "p": PROB.fit((term << PROB.frac) // total)}),
     "ln_accumulate": OpCase(_ln_accumulate_inputs, _ln_accumulate),

@@ -37,6 +37,8 @@ class Design:
         cocotb test module.
     target_mhz : float
         Clock the implementation must meet on the LFE5U-85F.
+    baseline : bool
+        Built only to compare costs (Edge-MoE's way): its clock is reported, not required.
     """
 
     name: str
@@ -46,6 +48,7 @@ class Design:
     kernels: tuple = ()
     bench: str = ""
     target_mhz: float = 100.0
+    baseline: bool = False
 
     def component(self):
         return self.factory(**self.params)
@@ -80,7 +83,8 @@ def kernel_design(kernel: str) -> Design:
     """An XLS kernel behind its stream adapter, checked by the generic kernel bench."""
     return Design(kernel, f"{kernel}_stream", kernel_unit, {"kernel": kernel},
                   kernels=flow.pipelines(kernel), bench="sim.bench_kernel",
-                  target_mhz=KERNEL_TARGET_MHZ)
+                  target_mhz=KERNEL_TARGET_MHZ,
+                  baseline=flow.KERNELS[kernel].module == "baseline")
 
 
 DESIGNS = {d.name: d for d in [

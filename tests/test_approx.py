@@ -104,3 +104,14 @@ def test_bad_inputs_are_named():
         approx.reciprocal([0])
     with pytest.raises(FormatError, match="empty"):
         approx.softmax_fixed(np.zeros((3, 0), dtype=np.int64))
+
+
+def test_float_exp_baseline_is_float32_accurate():
+    # Rounding t = x log2(e) to float32 costs up to 2^-24 |t| of the exponent, so the error
+    # grows with |x|: 3.9e-6 at x = -87, 1.5e-7 above -1.
+    d = np.arange(approx.EXP_FLOAT_MIN << ACT.frac, 1)
+    got = approx.exp_float32(d).astype(np.uint32).view(np.float32).astype(np.float64)
+    relative = np.abs(got / np.exp(d / 2**ACT.frac) - 1)
+    assert relative.max() < 4e-6 and relative[d > -(1 << ACT.frac)].max() < 2e-7
+    with pytest.raises(FormatError, match="exp_float32 takes"):
+        approx.exp_float32([1])
