@@ -49,13 +49,11 @@ def _mac(rng: np.random.Generator) -> dict:
 
 #: Longest softmax row: the attention rows of the largest config.
 SOFTMAX_MAX_ROW = get_config("m3vit-tiny").tokens
-#: Rows of each length in the ``softmax`` set, in this order: random, narrow, equal, all at
-#: the most negative code, all at the most positive, one dominant score.
-SOFTMAX_KINDS = 6
 
 
 def _softmax(rng: np.random.Generator) -> dict:
-    """Rows of every length up to `SOFTMAX_MAX_ROW`, `SOFTMAX_KINDS` of each length.
+    """Rows of every length up to `SOFTMAX_MAX_ROW`, six of each length: random, narrow,
+    equal, all at the most negative code, all at the most positive, one dominant score.
 
     Per score: ``scores`` and ``probs``; per row: its length (``lengths``), its final state
     ``maximum`` and ``total``, and the reciprocal ``(r, e)`` of the total.

@@ -1,7 +1,7 @@
 """cocotb bench: the streaming softmax unit against `pyref.approx` on the ``softmax`` set.
 
-Lanes take consecutive rows of the set (rows of one length come in groups of
-`pyref.vectors.SOFTMAX_KINDS`, so any lane count dividing it pairs rows of equal length).
+Lanes take consecutive rows of the set (rows of one length come in groups of six, so 1, 2, 3
+or 6 lanes pair rows of equal length).
 Every output beat carries the probabilities and the rows' final state.
 """
 
