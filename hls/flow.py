@@ -75,8 +75,8 @@ class Kernel:
 
     @property
     def stages(self) -> int:
-        """Stages of the generated pipeline."""
-        return scheduled_stages(self.name)
+        """Stages XLS made for this kernel (the input registers are its stage 0)."""
+        return _verilog(self).count("// ===== Pipe stage") - FLOP_IO
 
     @property
     def latency(self) -> int:
@@ -100,20 +100,20 @@ class Kernel:
 
 
 MANTISSA, EXPONENT = raw(17), raw(6)  # a reciprocal or rsqrt as r * 2^-(16 + e)
-_DIFF = raw(ACT.bits + 1, signed=True)  # a score minus a maximum
+DIFF = raw(ACT.bits + 1, signed=True)  # a score minus a maximum
 TOTAL, SQUARES = raw(32, signed=True), raw(48)  # LayerNorm's running sums
 
 KERNELS = {k.name: k for k in [
     Kernel("requant", "requant", {"x": ACC}, {"y": ACT}),
     Kernel("gelu", "gelu", {"x": ACT}, {"y": ACT}),
-    Kernel("exp2", "softmax", {"d": _DIFF}, {"power": PROB}),
+    Kernel("exp2", "softmax", {"d": DIFF}, {"power": PROB}),
     Kernel("softmax_step", "softmax", {"maximum": ACT, "total": SUM, "score": ACT},
            {"new_max": ACT, "new_total": SUM, "scale": PROB, "term": PROB}),
     Kernel("reciprocal", "softmax", {"total": SUM}, {"r": MANTISSA, "e": EXPONENT}),
     Kernel("normalise", "softmax", {"term": PROB, "r": MANTISSA, "e": EXPONENT}, {"p": PROB}),
     Kernel("divide", "baseline", {"term": PROB, "total": SUM}, {"p": PROB}),
     # XLS's float library is many small operations: 4 to a stage gives 128 stages.
-    Kernel("exp_float", "baseline", {"d": _DIFF}, {"bits": raw(32)}, ops_per_stage=4),
+    Kernel("exp_float", "baseline", {"d": DIFF}, {"bits": raw(32)}, ops_per_stage=4),
     Kernel("ln_accumulate", "layernorm", {"total": TOTAL, "squares": SQUARES, "x": ACT},
            {"new_total": TOTAL, "new_squares": SQUARES}),
     Kernel("ln_stats", "layernorm", {"total": TOTAL, "squares": SQUARES, "dim": raw(16),
@@ -162,13 +162,13 @@ PARTS = {k.name: k for k in [
     Kernel("gelu_finish", "gelu", {"x": ACT, "rest": _GELU_REST, "in_table": raw(1),
                                    "low": _entry("GELU_DELTA"), "high": _entry("GELU_DELTA")},
            {"y": ACT}),
-    Kernel("exp2_index", "softmax", {"d": _DIFF},
+    Kernel("exp2_index", "softmax", {"d": DIFF},
            {"addr": _EXP2_INDEX, "rest": _EXP2_REST, "shift": raw(16)}, ops_per_stage=1),
     Kernel("exp2_finish", "softmax", {"rest": _EXP2_REST, "shift": raw(16),
                                       "low": _entry("EXP2_TABLE"), "high": _entry("EXP2_TABLE")},
            {"power": PROB}, ops_per_stage=1),
     Kernel("softmax_prepare", "softmax", {"maximum": ACT, "total": SUM, "score": ACT},
-           {"d": _DIFF, "rises": raw(1), "new_max": ACT, "total": SUM}, ops_per_stage=1),
+           {"d": DIFF, "rises": raw(1), "new_max": ACT, "total": SUM}, ops_per_stage=1),
     Kernel("softmax_finish", "softmax", {"power": PROB, "rises": raw(1), "new_max": ACT,
                                          "total": SUM},
            {"new_max": ACT, "new_total": SUM, "scale": PROB, "term": PROB}, ops_per_stage=1),
@@ -301,11 +301,6 @@ def _verilog(kernel: Kernel) -> str:
     except Exception as e:
         raise HlsError(f"XLS could not schedule {name}: {e}") from None
     return result.get_verilog_text()
-
-
-def scheduled_stages(name: str) -> int:
-    """Pipeline stages XLS made for kernel ``name`` (the input registers are its stage 0)."""
-    return _verilog(_kernel(name)).count("// ===== Pipe stage") - FLOP_IO
 
 
 def codegen(name: str, outdir: Path) -> Path:

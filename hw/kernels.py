@@ -1,6 +1,5 @@
 """The XLS kernels of `hls.flow` as lock-step pipes and as stream units."""
 
-from amaranth.hdl import unsigned
 from amaranth.lib.memory import Memory
 
 from hls import flow
@@ -24,9 +23,9 @@ def table_read(table: list, index: XlsPipe, finish: XlsPipe) -> MemoryRead:
 
     Each neighbour has its own memory, so each block RAM reads at most 18 bits and can keep
     its output register (see `scripts.netlist`)."""
-    bits = unsigned(max(max(table).bit_length(), 1))
     neighbours = {"low": table[:-1], "high": table[1:]}
-    memories = {name: Memory(shape=bits, depth=len(entries), init=entries)
+    memories = {name: Memory(shape=finish.i.payload.shape()[name].shape, depth=len(entries),
+                             init=entries)
                 for name, entries in neighbours.items()}
     return MemoryRead(memories, index.o.payload.shape(), finish.i.payload.shape())
 

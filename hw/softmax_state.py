@@ -1,6 +1,6 @@
 """The first softmax pass: the running (maximum, total) of each row and its reciprocal."""
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 
 from hls import flow
@@ -11,9 +11,7 @@ from pyref.formats import ACT, PROB, SUM
 
 #: exp(0) as a PROB code: the factor of a total whose maximum holds.
 ONE = 1 << PROB.frac
-#: A score minus a maximum needs one bit more than a score.
-DIFF = signed(ACT.bits + 1)
-MANTISSA, EXPONENT = (flow.KERNELS["reciprocal"].outputs[k].shape() for k in ("r", "e"))
+DIFF, MANTISSA, EXPONENT = flow.DIFF.shape(), flow.MANTISSA.shape(), flow.EXPONENT.shape()
 
 
 def scores_layout(lanes: int) -> data.StructLayout:

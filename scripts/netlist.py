@@ -156,10 +156,11 @@ def _pack_dsp(module: _Module, name: str, counts: dict):
         module.absorb_result(cell, after[1])
         params.update(zip(DSP_OUTPUT, pins, strict=True))
         counts["dsp_output_registers"] += 1
-    for n in range(4):  # unused resets stay low
-        cell["connections"].setdefault(f"RST{n}", ["0"])
-        cell["port_directions"].setdefault(f"RST{n}", "input")
-    params["RESETMODE"] = "SYNC"  # like the fabric flip-flops it replaces
+    if used:
+        for n in range(4):  # unused resets stay low
+            cell["connections"].setdefault(f"RST{n}", ["0"])
+            cell["port_directions"].setdefault(f"RST{n}", "input")
+        params["RESETMODE"] = "SYNC"  # like the fabric flip-flops it replaces
 
 
 def _pack_bram(module: _Module, name: str, counts: dict):
