@@ -21,6 +21,9 @@ class CreditStream(wiring.Component):
     pipe : wiring.Component
         Lock-step pipeline (see `hw.xls_pipe.lockstep`) with a ``latency`` attribute; every
         valid input gives exactly one valid output ``latency`` cycles later.
+    emits : tuple of str, optional
+        Path to a 1-bit field of the input payload: only inputs with it set give an output
+        (the others need no slot). Without it, every input does.
 
     Members
     -------
@@ -28,8 +31,8 @@ class CreditStream(wiring.Component):
     o : Out(stream.Signature(pipe's output payload))
     """
 
-    def __init__(self, pipe: wiring.Component):
-        self.pipe = pipe
+    def __init__(self, pipe: wiring.Component, emits: tuple = ()):
+        self.pipe, self.emits = pipe, emits
         self.latency = pipe.latency
         super().__init__({
             "i": In(stream.Signature(pipe.i.payload.shape())),
@@ -43,18 +46,22 @@ class CreditStream(wiring.Component):
         m.submodules.results = results = SyncFIFO(
             width=Value.cast(self.o.payload).shape().width, depth=depth)
         accept = self.i.valid & self.i.ready
+        flag = self.i.payload
+        for name in self.emits:
+            flag = flag[name]
+        promises = accept & flag if self.emits else accept
         m.d.comb += [pipe.i.valid.eq(accept), Value.cast(pipe.i.payload).eq(self.i.payload)]
 
         # Slots promised: results in the FIFO or still in flight. It grows with each accepted
-        # input and shrinks with each result taken.
+        # input that will give one and shrinks with each result taken.
         promised = Signal(range(depth + 1))
         taken = self.o.valid & self.o.ready
-        m.d.sync += promised.eq(promised + accept - taken)
+        m.d.sync += promised.eq(promised + promises - taken)
         # Next cycle's promise must stay below the depth. Written as comparisons of the
         # register with constants, so no adder sits in front of i.ready.
-        with m.If(accept & ~taken):
+        with m.If(promises & ~taken):
             m.d.sync += self.i.ready.eq(promised < depth - 1)
-        with m.Elif(taken & ~accept):
+        with m.Elif(taken & ~promises):
             m.d.sync += self.i.ready.eq(1)
         with m.Else():
             m.d.sync += self.i.ready.eq(promised < depth)

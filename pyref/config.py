@@ -95,8 +95,57 @@ class ModelConfig:
         """MoE on odd layers, as in M³ViT."""
         return layer % 2 == 1
 
+    @property
+    def expert_tokens(self) -> int:
+        """Tokens an expert gets when routing is even: ``tokens * top_k / experts``, rounded
+        up."""
+        return -(-self.tokens * self.top_k // self.experts)
+
+    def linear_layers(self) -> list[LinearLayer]:
+        """Every distinct linear layer the linear unit runs, in model order. Experts appear
+        with `expert_tokens`; the heads with one token (task 0) and every patch (task 1)."""
+        d = self.dim
+        return [
+            LinearLayer("patch_embed", self.patches, self.patch_pixels, d),
+            LinearLayer("qkv", self.tokens, d, 3 * d),
+            LinearLayer("proj", self.tokens, d, d),
+            LinearLayer("fc1", self.tokens, d, self.mlp, gelu=True),
+            LinearLayer("fc2", self.tokens, self.mlp, d),
+            LinearLayer("router", self.tokens, d, self.experts, bias=False),
+            LinearLayer("expert_fc1", self.expert_tokens, d, self.expert_hidden, gelu=True),
+            LinearLayer("expert_fc2", self.expert_tokens, self.expert_hidden, d),
+            LinearLayer("head0", 1, d, self.classes),
+            LinearLayer("head1", self.patches, d, self.patch_classes),
+        ]
+
     def describe(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class LinearLayer:
+    """One job of the linear unit: ``tokens`` rows of ``inputs`` values to ``outputs``.
+
+    Parameters
+    ----------
+    name : str
+        Layer name (the same in every block).
+    tokens, inputs, outputs : int
+        Rows, input width and output width.
+    bias, gelu : bool
+        Whether the layer adds a bias and applies GELU.
+    """
+
+    name: str
+    tokens: int
+    inputs: int
+    outputs: int
+    bias: bool = True
+    gelu: bool = False
+
+    @property
+    def macs(self) -> int:
+        return self.tokens * self.inputs * self.outputs
 
 
 CONFIGS = {c.name: c for c in [
@@ -109,9 +158,77 @@ CONFIGS = {c.name: c for c in [
 ]}
 
 
+@dataclass(frozen=True)
+class HardwareConfig:
+    """A parameter set of the accelerator.
+
+    Parameters
+    ----------
+    name : str
+        Parameter-set name.
+    tile_in, tile_out : int
+        The linear unit's MAC tile: ``tile_in`` inputs times ``tile_out`` outputs per cycle.
+    parallelism : int
+        Queries the attention unit runs at once (P).
+    max_tokens, max_inputs : int
+        Largest job the linear unit buffers: rows, and input width.
+    """
+
+    name: str
+    tile_in: int
+    tile_out: int
+    parallelism: int
+    max_tokens: int
+    max_inputs: int
+
+    def __post_init__(self):
+        if min(self.tile_in, self.tile_out, self.parallelism, self.max_tokens,
+               self.max_inputs) < 1:
+            raise ConfigError(f"parameter set '{self.name}': every size must be positive")
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        return self.tile_in * self.tile_out
+
+    def check_layer(self, layer: LinearLayer):
+        """Raise `ConfigError` when ``layer`` does not fit the linear unit's buffers."""
+        if layer.tokens > self.max_tokens or layer.inputs > self.max_inputs:
+            raise ConfigError(
+                f"layer {layer.name} ({layer.tokens} tokens x {layer.inputs} inputs) does not "
+                f"fit parameter set '{self.name}' (at most {self.max_tokens} tokens x "
+                f"{self.max_inputs} inputs): choose a larger set")
+
+
+def _sized_for(*configs: ModelConfig) -> dict:
+    """Buffer sizes that hold every layer of ``configs``."""
+    layers = [layer for c in configs for layer in c.linear_layers()]
+    return {"max_tokens": max(layer.tokens for layer in layers),
+            "max_inputs": max(layer.inputs for layer in layers)}
+
+
 def get_config(name: str) -> ModelConfig:
     """The config called ``name``, or a `ConfigError` listing the known ones."""
     try:
         return CONFIGS[name]
     except KeyError:
         raise ConfigError(f"unknown config '{name}': choose from {', '.join(CONFIGS)}") from None
+
+
+#: Both parameter sets hold every layer of both configs. ``ecp5-85f`` leaves room on an
+#: LFE5U-85F (156 multipliers) for attention; ``edge-moe`` is Edge-MoE's 16x16 tile with
+#: attention parallelism 4, for like-for-like cycle counts.
+HW_CONFIGS = {h.name: h for h in [
+    HardwareConfig("ecp5-85f", tile_in=8, tile_out=8, parallelism=2,
+                   **_sized_for(*CONFIGS.values())),
+    HardwareConfig("edge-moe", tile_in=16, tile_out=16, parallelism=4,
+                   **_sized_for(*CONFIGS.values())),
+]}
+
+
+def get_hw_config(name: str) -> HardwareConfig:
+    """The parameter set called ``name``, or a `ConfigError` listing the known ones."""
+    try:
+        return HW_CONFIGS[name]
+    except KeyError:
+        raise ConfigError(f"unknown parameter set '{name}': choose from "
+                          f"{', '.join(HW_CONFIGS)}") from None

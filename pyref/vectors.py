@@ -17,7 +17,7 @@ import numpy as np
 
 from pyref import approx, data, intmodel, opcases, ops
 from pyref.config import get_config
-from pyref.formats import ACT, FORMATS, WEIGHT
+from pyref.formats import ACT, BIAS, FORMATS, WEIGHT
 
 FIX = "run `make vectors` to regenerate it"
 
@@ -90,6 +90,31 @@ def _layernorm(rng: np.random.Generator) -> dict:
     return out
 
 
+def _linear(rng: np.random.Generator) -> dict:
+    """Every linear layer of both configs (`ModelConfig.linear_layers`) with random data.
+
+    Keys are ``<config>.<layer>.{x, weight, bias, y}``; a layer without bias has none.
+    Activations are normal with a spread of 2 and weights scaled by ``1/sqrt(inputs)``, so
+    outputs use ACT's range; token 0 is full scale, so the requantiser saturates too.
+    """
+    from pyref.config import CONFIGS
+
+    out = {}
+    for config in CONFIGS.values():
+        for layer in config.linear_layers():
+            key = f"{config.name}.{layer.name}"
+            x = ACT.quantise(rng.normal(0, 2, (layer.tokens, layer.inputs)))
+            x[0] = np.where(rng.integers(2, size=layer.inputs), ACT.max_code, ACT.min_code)
+            weight = WEIGHT.quantise(rng.normal(0, layer.inputs**-0.5,
+                                                (layer.outputs, layer.inputs)))
+            bias = BIAS.quantise(rng.normal(0, 1, layer.outputs)) if layer.bias else None
+            out.update({f"{key}.x": x, f"{key}.weight": weight,
+                        f"{key}.y": intmodel.linear(x, weight, bias, gelu=layer.gelu)})
+            if bias is not None:
+                out[f"{key}.bias"] = bias
+    return out
+
+
 #: Images and attention parallelism of the ``trace`` set.
 TRACE_IMAGES = 8
 TRACE_PARALLELISM = 1
@@ -141,7 +166,8 @@ def _op(name: str):
 #: Every vector set: name -> generator taking a seeded numpy Generator. Sets named after a
 #: kernel hold its inputs and outputs under the kernel's argument names.
 GENERATORS = {**{name: _op(name) for name in opcases.OPCASES},
-              "mac": _mac, "softmax": _softmax, "layernorm": _layernorm, "trace": _trace}
+              "mac": _mac, "softmax": _softmax, "linear": _linear, "layernorm": _layernorm,
+              "trace": _trace}
 
 
 def fingerprint() -> str:

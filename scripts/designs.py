@@ -10,9 +10,11 @@ from pathlib import Path
 from hls import flow
 from hw.emit import emit
 from hw.kernels import kernel_unit
+from hw.linear import LinearUnit
 from hw.mac import MacUnit
 from hw.softmax_unit import SoftmaxUnit
 from pyref import vectors
+from pyref.config import CONFIGS, get_hw_config
 from scripts.common import HLS, VERILOG
 from sim.runner import Bench
 
@@ -35,6 +37,8 @@ class Design:
         XLS kernels the design instantiates.
     bench : str
         cocotb test module.
+    bench_args : dict
+        Extra settings for the bench only (they go into the port JSON).
     target_mhz : float
         Clock the implementation must meet on the LFE5U-85F.
     baseline : bool
@@ -47,6 +51,7 @@ class Design:
     params: dict = field(default_factory=dict)
     kernels: tuple = ()
     bench: str = ""
+    bench_args: dict = field(default_factory=dict)
     target_mhz: float = 100.0
     baseline: bool = False
 
@@ -57,7 +62,7 @@ class Design:
         """Emit the design and its kernels; returns every Verilog source, top first."""
         unit = self.component()
         extra = {"peak_macs_per_cycle": getattr(unit, "peak_macs_per_cycle", 0),
-                 "latency": getattr(unit, "latency", 0), **self.params}
+                 "latency": getattr(unit, "latency", 0), **self.params, **self.bench_args}
         if "kernel" in self.params:
             k = flow.KERNELS[self.params["kernel"]]
             extra.update(inputs=list(k.inputs), outputs=list(k.outputs))
@@ -87,6 +92,10 @@ def kernel_design(kernel: str) -> Design:
                   baseline=flow.KERNELS[kernel].module == "baseline")
 
 
+def linear_unit(hw: str) -> LinearUnit:
+    return LinearUnit(get_hw_config(hw))
+
+
 DESIGNS = {d.name: d for d in [
     *(kernel_design(k) for k in flow.KERNELS),
     Design("mac", "mac", MacUnit, {"lanes": 4}, bench="sim.bench_mac"),
@@ -94,6 +103,9 @@ DESIGNS = {d.name: d for d in [
            {"lanes": 2, "max_len": vectors.SOFTMAX_MAX_ROW},
            kernels=(*flow.pipelines("exp2"), *flow.pipelines("reciprocal"), "normalise"),
            bench="sim.bench_softmax", target_mhz=SOFTMAX_UNIT_TARGET_MHZ),
+    Design("linear", "linear_unit", linear_unit, {"hw": "ecp5-85f"},
+           kernels=(*flow.pipelines("requant"), *flow.pipelines("gelu")),
+           bench="sim.bench_linear", bench_args={"configs": list(CONFIGS)}),
 ]}
 
 

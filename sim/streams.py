@@ -39,62 +39,28 @@ class CycleCounter:
 class StreamEnd:
     """The testbench's end of stream port ``name``, holding back with probability ``pause``."""
 
-    def __init__(self, dut, name, shape, counter, rng, pause=0.0):
+    def __init__(self, dut, name, shape, rng, pause=0.0):
         self.valid = getattr(dut, f"{name}__valid")
         self.ready = getattr(dut, f"{name}__ready")
         self.payload = getattr(dut, f"{name}__payload")
-        self.shape, self.counter, self.rng, self.pause = shape, counter, rng, pause
+        self.shape, self.rng, self.pause = shape, rng, pause
+        # A source's valid and a sink's ready start low.
+        (self.valid if self.is_source else self.ready).value = 0
+
+    @property
+    def is_source(self) -> bool:
+        return isinstance(self, StreamSource)
+
+    def hold_back(self) -> bool:
+        return self.rng.random() < self.pause
 
 
 class StreamSource(StreamEnd):
-    """Drives values into a stream input, idling between transfers."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.first_cycle = None
-        self.valid.value = 0
-
-    async def send(self, values):
-        clk = self.counter.clk
-        for value in values:
-            # Idle only between transfers: a raised valid stays up until it is taken.
-            while self.rng.random() < self.pause:
-                self.valid.value = 0
-                await RisingEdge(clk)
-            self.payload.value = pack(self.shape, value)
-            self.valid.value = 1
-            while True:
-                await ReadOnly()
-                taken = bool(self.ready.value)
-                await RisingEdge(clk)
-                if taken:
-                    break
-            if self.first_cycle is None:
-                self.first_cycle = self.counter.now - 1
-        self.valid.value = 0
+    """Drives a stream input; idles only between transfers (a raised valid stays up)."""
 
 
 class StreamSink(StreamEnd):
-    """Collects values from a stream output, holding ready low at random."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.last_cycle = None
-        self.ready.value = 0
-
-    async def receive(self, count: int, max_cycles: int) -> list:
-        """Return up to ``count`` values; fewer if ``max_cycles`` pass first (a hang)."""
-        got = []
-        start = self.counter.now
-        while len(got) < count and self.counter.now - start < max_cycles:
-            self.ready.value = int(self.rng.random() >= self.pause)
-            await ReadOnly()
-            if self.valid.value == 1 and self.ready.value == 1:
-                got.append(unpack(self.shape, self.payload.value.to_unsigned()))
-                self.last_cycle = self.counter.now
-            await RisingEdge(self.counter.clk)
-        self.ready.value = 0
-        return got
+    """Takes a stream output, holding ready low at random."""
 
 
 class Scoreboard:
@@ -117,17 +83,19 @@ class Scoreboard:
 
 
 class StreamTB:
-    """Clock, reset, one stream source ``i`` and one sink ``o``, configured by the runner.
+    """Clock, reset, a source for every stream input and a sink for output ``o``.
 
     The runner passes the run through the environment: ``LUMOE_PORTS`` (the port JSON of
     `hw.emit`), ``LUMOE_VECTORS`` (vector directory), ``LUMOE_SEED`` and ``LUMOE_RESULTS``.
+    One coroutine drives every port, with one wait for the settled signals and one for the
+    clock edge per cycle, so a bench of many streams costs little more than one of two.
 
     Parameters
     ----------
     dut : cocotb handle
         The top level.
     stalls : bool
-        Randomly idle the source and stall the sink, each with probability 0.3.
+        Randomly idle every source and stall the sink, each with probability 0.3.
     """
 
     STALL_PROBABILITY = 0.3
@@ -143,12 +111,14 @@ class StreamTB:
         self.seed = int(os.environ["LUMOE_SEED"])
         rng = random.Random(f"{self.seed}-{dut._name}-{stalls}")
         p = self.STALL_PROBABILITY if stalls else 0.0
-        ports = self.info["ports"]
+        streams = {n: d for n, d in self.info["ports"].items() if d["stream"]}
         cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
         self.counter = CycleCounter(dut.clk)
-        self.source = StreamSource(dut, "i", ports["i"]["shape"], self.counter, rng, pause=p)
-        self.sink = StreamSink(dut, "o", ports["o"]["shape"], self.counter, rng, pause=p)
+        self.sources = {n: StreamSource(dut, n, d["shape"], rng, pause=p)
+                        for n, d in streams.items() if d["flow"] == "in"}
+        self.sink = StreamSink(dut, "o", streams["o"]["shape"], rng, pause=p)
         self.scoreboard = Scoreboard(self.log)
+        self.first_cycle = self.last_cycle = None
 
     async def reset(self):
         self.dut.rst.value = 1
@@ -157,19 +127,54 @@ class StreamTB:
         self.dut.rst.value = 0
         await RisingEdge(self.dut.clk)
 
-    async def run(self, inputs: list, expected: list) -> dict:
-        """Send ``inputs``, collect as many results as ``expected`` holds, and score them."""
+    async def transfer(self, inputs: dict, count: int, max_cycles: int) -> list:
+        """Send each source's list of ``inputs`` and take up to ``count`` results from ``o``,
+        stopping after ``max_cycles`` (a hang). Time-stamps the first input and last result."""
+        pending = {name: list(reversed(values)) for name, values in inputs.items()}
+        holding = dict.fromkeys(pending, False)
+        got = []
+        start = self.counter.now
+        while ((len(got) < count or any(pending.values()))
+               and self.counter.now - start < max_cycles):
+            for name, values in pending.items():
+                source = self.sources[name]
+                if not holding[name] and values and not source.hold_back():
+                    source.payload.value = pack(source.shape, values[-1])
+                    source.valid.value = holding[name] = 1
+            self.sink.ready.value = int(len(got) < count and not self.sink.hold_back())
+            await ReadOnly()
+            taken = [name for name in pending if holding[name] and self.sources[name].ready.value]
+            if self.sink.valid.value == 1 and self.sink.ready.value == 1:
+                got.append(unpack(self.sink.shape, self.sink.payload.value.to_unsigned()))
+                self.last_cycle = self.counter.now
+            await RisingEdge(self.counter.clk)
+            for name in taken:
+                pending[name].pop()
+                holding[name] = False
+                self.sources[name].valid.value = 0
+                if self.first_cycle is None:
+                    self.first_cycle = self.counter.now - 1
+        for name in pending:
+            self.sources[name].valid.value = 0
+        self.sink.ready.value = 0
+        return got
+
+    async def run(self, inputs, expected: list) -> dict:
+        """Send ``inputs`` (a list for source ``i``, or lists by source name), collect as
+        many results as ``expected`` holds plus any surplus, and score them."""
+        inputs = inputs if isinstance(inputs, dict) else {"i": inputs}
         await self.reset()
-        cocotb.start_soon(self.source.send(inputs))
-        budget = 100 + 20 * (len(inputs) + len(expected))
-        got = await self.sink.receive(len(expected), budget)
-        # Keep taking results for a while: a unit that emits too many must fail too.
+        self.first_cycle = self.last_cycle = None
+        beats = sum(len(v) for v in inputs.values())
+        got = await self.transfer(inputs, len(expected), 100 + 20 * (beats + len(expected)))
+        last = self.last_cycle
+        # Keep taking results for a while, never stalling: a unit that emits too many fails.
         self.sink.pause, pause = 0.0, self.sink.pause
-        got += await self.sink.receive(len(inputs) + 1, self.DRAIN_CYCLES)
-        self.sink.pause = pause
+        got += await self.transfer({}, beats + 1, self.DRAIN_CYCLES)
+        self.sink.pause, self.last_cycle = pause, last
         mismatches = self.scoreboard.compare(got, expected)
-        cycles = (self.sink.last_cycle - self.source.first_cycle + 1
-                  if got and self.source.first_cycle is not None else 0)
+        cycles = (last - self.first_cycle + 1
+                  if got and last is not None and self.first_cycle is not None else 0)
         return {"vectors": len(expected), "mismatches": mismatches, "cycles": cycles}
 
     def record(self, name: str, result: dict):

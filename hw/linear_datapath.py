@@ -1,0 +1,111 @@
+"""The linear unit's datapath: activation buffer, MAC tile, partial sums, requantisers."""
+
+from amaranth.hdl import Module, Mux
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hw.delay import delayed
+from hw.mac_array import MacArray, tile_layout
+from hw.requant_lanes import RequantLanes
+from pyref.formats import ACC, ACT, BIAS
+
+
+def control_layout(max_tokens: int) -> data.StructLayout:
+    """What a slot needs at the sum stage: ``token`` addresses its partial sums, ``first``
+    starts them (from the bias when ``bias``), ``last`` sends them to the requantisers."""
+    return data.StructLayout({"token": range(max_tokens), "first": 1, "last": 1, "bias": 1,
+                              "gelu": 1})
+
+
+def slot_layout(tile_in: int, depth: int, max_tokens: int) -> data.StructLayout:
+    """One cycle's work: an input chunk of one token against the current tile.
+
+    ``x`` is the chunk when it comes from the stream (``from_stream``), otherwise it is read
+    from the activation buffer at ``addr``.
+    """
+    return data.StructLayout({"x": data.ArrayLayout(ACT.shape(), tile_in), "from_stream": 1,
+                              "addr": range(depth), "control": control_layout(max_tokens)})
+
+
+class LinearDatapath(wiring.Component):
+    """Lock-step (`hw.xls_pipe.lockstep`): slots in, one row of activations per ``last`` slot.
+
+    Stage 0 writes a streamed chunk into the activation buffer (or reads a stored one);
+    stage 1 feeds it to the `MacArray`, which reads ``tile`` at stage 2; at stage
+    `sum_stage` the tile's dot products join the token's partial sums. The partial-sum
+    memory is read a cycle ahead and is transparent to its own write, so a token's next
+    chunk may follow the previous one by a single cycle. ``bias`` is read at `sum_stage`.
+
+    Parameters
+    ----------
+    tile_in, tile_out : int
+        MAC tile: inputs by outputs.
+    max_tokens, max_chunks : int
+        Tokens and input chunks the buffers hold.
+
+    Members
+    -------
+    i : In(stream.Signature(slot_layout(...), always_ready=True))
+    tile : In(tile_layout(tile_out, tile_in))
+    bias : In(ArrayLayout(BIAS, tile_out))
+    o : Out(stream.Signature(ArrayLayout(ACT, tile_out), always_ready=True))
+    """
+
+    #: Cycles from a slot's entry to the stage where the MAC tile reads ``tile``, minus one.
+    tile_delay = 1
+
+    def __init__(self, tile_in: int, tile_out: int, max_tokens: int, max_chunks: int):
+        self.depth = max_tokens * max_chunks
+        self.mac = MacArray(tile_out, tile_in)
+        self.lanes = RequantLanes(tile_out)
+        self.sum_stage = 1 + self.mac.latency
+        self.latency = self.sum_stage + self.lanes.latency
+        self.acts = Memory(shape=data.ArrayLayout(ACT.shape(), tile_in), depth=self.depth,
+                           init=[])
+        self.sums = Memory(shape=data.ArrayLayout(ACC.shape(), tile_out), depth=max_tokens,
+                           init=[])
+        super().__init__({
+            "i": In(stream.Signature(slot_layout(tile_in, self.depth, max_tokens),
+                                     always_ready=True)),
+            "tile": In(tile_layout(tile_out, tile_in)),
+            "bias": In(data.ArrayLayout(BIAS.shape(), tile_out)),
+            "o": Out(stream.Signature(data.ArrayLayout(ACT.shape(), tile_out),
+                                      always_ready=True)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mac = mac = self.mac
+        m.submodules.lanes = lanes = self.lanes
+        m.submodules.acts = self.acts
+        m.submodules.sums = self.sums
+        slot = self.i.payload
+
+        # -- stage 0: streamed chunks are stored for the tile's other output rows
+        store, load = self.acts.write_port(), self.acts.read_port()
+        m.d.comb += [store.en.eq(self.i.valid & slot.from_stream), store.addr.eq(slot.addr),
+                     store.data.eq(slot.x), load.addr.eq(slot.addr)]
+        streamed = delayed(m, slot.x, 1, "streamed")
+        m.d.comb += [mac.i.valid.eq(delayed(m, self.i.valid, 1, "valid1")),
+                     mac.i.payload.eq(Mux(delayed(m, slot.from_stream, 1, "from_stream1"),
+                                          streamed, load.data)),
+                     mac.tile.eq(self.tile)]
+
+        # -- sum stage: start from the bias or zero, or add to the stored partial sums
+        write = self.sums.write_port()
+        read = self.sums.read_port(transparent_for=(write,))
+        ahead = delayed(m, slot.control, self.sum_stage - 1, "ahead")
+        at_sum = delayed(m, ahead, 1, "at_sum")
+        m.d.comb += read.addr.eq(ahead.token)
+        total = [mac.o.payload[k] + Mux(at_sum.first, Mux(at_sum.bias, self.bias[k], 0),
+                                        read.data[k])
+                 for k in range(len(self.bias))]
+        m.d.comb += [
+            write.en.eq(mac.o.valid), write.addr.eq(at_sum.token),
+            *[write.data[k].eq(t) for k, t in enumerate(total)],
+            lanes.i.valid.eq(mac.o.valid & at_sum.last), lanes.i.payload.gelu.eq(at_sum.gelu),
+            *[lanes.i.payload.acc[k].eq(t) for k, t in enumerate(total)],
+        ]
+        wiring.connect(m, lanes.o, wiring.flipped(self.o))
+        return m

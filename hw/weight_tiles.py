@@ -1,0 +1,63 @@
+"""Double-buffered weight tile: the next tile loads while the current one computes."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.delay import delayed
+from hw.mac_array import tile_layout
+from pyref.formats import WEIGHT
+
+
+class WeightTiles(wiring.Component):
+    """Two weight tiles in registers: ``tile``, in use, and the next, filled row by row.
+
+    A user claims the next tile once it is complete (``ready``); ``delay`` cycles later it
+    becomes ``tile`` and the next one starts to load. The delay lets a pipeline finish the
+    vectors it already took with the old tile.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Tile size: ``rows`` outputs by ``cols`` inputs.
+    delay : int
+        Cycles from ``claim`` to the change of ``tile``.
+
+    Members
+    -------
+    w : In(stream.Signature(ArrayLayout(WEIGHT, cols)))
+        Tile rows, row 0 first.
+    ready : Out(1)
+        The next tile is complete and not yet claimed.
+    claim : In(1)
+        Take the next tile (only while ``ready``).
+    tile : Out(tile_layout(rows, cols))
+    """
+
+    def __init__(self, rows: int, cols: int, delay: int = 0):
+        self.rows, self.cols, self.delay = rows, cols, delay
+        super().__init__({
+            "w": In(stream.Signature(data.ArrayLayout(WEIGHT.shape(), cols))),
+            "ready": Out(1),
+            "claim": In(1),
+            "tile": Out(tile_layout(self.rows, self.cols)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        following = Signal(tile_layout(self.rows, self.cols))
+        row = Signal(range(self.rows))
+        full, claimed = Signal(), Signal()
+        take = delayed(m, self.claim, self.delay, "take")
+
+        # Row 0 of the following tile may arrive in the very cycle the current one is taken.
+        m.d.comb += [self.w.ready.eq(~full | take), self.ready.eq(full & ~claimed)]
+        with m.If(self.claim):
+            m.d.sync += claimed.eq(1)
+        with m.If(take):
+            m.d.sync += [self.tile.eq(following), full.eq(0), claimed.eq(0)]
+        with m.If(self.w.valid & self.w.ready):
+            m.d.sync += [following[row].eq(self.w.payload), row.eq(row + 1)]
+            with m.If(row == self.rows - 1):
+                m.d.sync += [full.eq(1), row.eq(0)]
+        return m
