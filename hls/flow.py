@@ -15,7 +15,7 @@ import numpy as np
 
 from hls import generated
 from pyref import approx
-from pyref.formats import ACC, ACT, PROB, SUM, WEIGHT, QFormat
+from pyref.formats import ACC, ACT, ATTN, PROB, SUM, WEIGHT, QFormat
 
 HERE = Path(__file__).parent
 
@@ -111,6 +111,8 @@ KERNELS = {k.name: k for k in [
            {"new_max": ACT, "new_total": SUM, "scale": PROB, "term": PROB}),
     Kernel("reciprocal", "softmax", {"total": SUM}, {"r": MANTISSA, "e": EXPONENT}),
     Kernel("normalise", "softmax", {"term": PROB, "r": MANTISSA, "e": EXPONENT}, {"p": PROB}),
+    Kernel("attention_normalise", "softmax", {"acc": ATTN, "r": MANTISSA, "e": EXPONENT},
+           {"y": ACT}),
     Kernel("divide", "baseline", {"term": PROB, "total": SUM}, {"p": PROB}),
     # XLS's float library is many small operations: 4 to a stage gives 128 stages.
     Kernel("exp_float", "baseline", {"d": DIFF}, {"bits": raw(32)}, ops_per_stage=4),

@@ -15,7 +15,8 @@ def lanes_layout(lanes: int) -> data.StructLayout:
 
 
 class RequantLanes(wiring.Component):
-    """``lanes`` requantisers (the XLS ``requant`` kernel), each followed by GELU (``gelu``).
+    """``lanes`` requantisers (the XLS ``requant`` kernel), each followed by GELU when a
+    beat's ``gelu`` flag is set.
 
     Lock-step (`hw.xls_pipe.lockstep`). Without the flag the activation waits beside GELU,
     so every beat takes the same latency and results stay in order.
@@ -23,6 +24,8 @@ class RequantLanes(wiring.Component):
     Parameters
     ----------
     lanes : int
+    gelu : bool
+        Build the GELU pipelines (without them the flag is ignored).
 
     Members
     -------
@@ -30,22 +33,27 @@ class RequantLanes(wiring.Component):
     o : Out(stream.Signature(ArrayLayout(ACT, lanes), always_ready=True))
     """
 
-    def __init__(self, lanes: int):
+    def __init__(self, lanes: int, gelu: bool = True):
         self.requant = [kernel_pipe("requant") for _ in range(lanes)]
-        self.gelu = [kernel_pipe("gelu") for _ in range(lanes)]
-        self.latency = self.requant[0].latency + self.gelu[0].latency
+        self.gelu = [kernel_pipe("gelu") for _ in range(lanes)] if gelu else []
+        self.latency = self.requant[0].latency + (self.gelu[0].latency if gelu else 0)
         super().__init__(lockstep(lanes_layout(lanes), data.ArrayLayout(ACT.shape(), lanes)))
 
     def elaborate(self, platform):
         m = Module()
         gelu_flag = delayed(m, self.i.payload.gelu, self.latency, "gelu")
-        for k, (requant, gelu) in enumerate(zip(self.requant, self.gelu, strict=True)):
+        for k, requant in enumerate(self.requant):
             m.submodules[f"requant{k}"] = requant
-            m.submodules[f"gelu{k}"] = gelu
             m.d.comb += [requant.i.valid.eq(self.i.valid),
-                         requant.i.payload.eq(self.i.payload.acc[k]),
-                         gelu.i.valid.eq(requant.o.valid), gelu.i.payload.eq(requant.o.payload)]
+                         requant.i.payload.eq(self.i.payload.acc[k])]
+            if not self.gelu:
+                m.d.comb += self.o.payload[k].eq(requant.o.payload)
+                continue
+            gelu = self.gelu[k]
+            m.submodules[f"gelu{k}"] = gelu
+            m.d.comb += [gelu.i.valid.eq(requant.o.valid), gelu.i.payload.eq(requant.o.payload)]
             plain = delayed(m, requant.o.payload, gelu.latency, f"plain{k}")
             m.d.comb += self.o.payload[k].eq(Mux(gelu_flag, gelu.o.payload, plain))
-        m.d.comb += self.o.valid.eq(self.gelu[0].o.valid)
+        last = self.gelu or self.requant
+        m.d.comb += self.o.valid.eq(last[0].o.valid)
         return m

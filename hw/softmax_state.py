@@ -14,6 +14,13 @@ ONE = 1 << PROB.frac
 DIFF, MANTISSA, EXPONENT = flow.DIFF.shape(), flow.MANTISSA.shape(), flow.EXPONENT.shape()
 
 
+def rescaled_plus_one(product):
+    """``round(total * scale / 2^15) + 1`` from the product ``total * scale``: the total after
+    a rise of the maximum, whose new score's term is exactly 1. The rounding and the term share
+    one adder: ``(product + 2^14 + 2^30) >> 15``."""
+    return (product + (1 << (PROB.frac - 1)) + (ONE << PROB.frac)) >> PROB.frac
+
+
 def scores_layout(lanes: int) -> data.StructLayout:
     """One score per lane; ``first`` and ``last`` mark a row's ends (both for length 1)."""
     return data.StructLayout({"score": data.ArrayLayout(ACT.shape(), lanes),
@@ -97,12 +104,10 @@ class SoftmaxState(wiring.Component):
                   for lane in range(self.lanes)]
         for lane, (exp, total) in enumerate(zip(self.exps, totals, strict=True)):
             power = exp.o.payload
-            # The loop is this cycle's whole critical path, so it is written for speed:
-            # the multiplier reads the total register itself (no multiplexer in front, so
-            # the register can move into the DSP), and a rise's rounding and its term of 1
-            # share one adder: round(total * scale / 2^15) + 1 = (total * scale + 2^14 +
-            # 2^30) >> 15. A first score's total is its term, which is exp(0) = 1.
-            risen = (total * power + (1 << (PROB.frac - 1)) + (ONE << PROB.frac)) >> PROB.frac
+            # The loop is this cycle's whole critical path, so it is written for speed: the
+            # multiplier reads the total register itself (no multiplexer in front, so the
+            # register can move into the DSP). A first score's total is its term, exp(0) = 1.
+            risen = rescaled_plus_one(total * power)
             with m.If(late.valid):
                 with m.If(late.first):
                     m.d.sync += total.eq(power)

@@ -170,6 +170,8 @@ class HardwareConfig:
         The linear unit's MAC tile: ``tile_in`` inputs times ``tile_out`` outputs per cycle.
     parallelism : int
         Queries the attention unit runs at once (P).
+    attention_width : int
+        Values of a query, key or value row the attention unit takes per cycle.
     max_tokens, max_inputs : int
         Largest job the linear unit buffers: rows, and input width.
     """
@@ -178,12 +180,13 @@ class HardwareConfig:
     tile_in: int
     tile_out: int
     parallelism: int
+    attention_width: int
     max_tokens: int
     max_inputs: int
 
     def __post_init__(self):
-        if min(self.tile_in, self.tile_out, self.parallelism, self.max_tokens,
-               self.max_inputs) < 1:
+        if min(self.tile_in, self.tile_out, self.parallelism, self.attention_width,
+               self.max_tokens, self.max_inputs) < 1:
             raise ConfigError(f"parameter set '{self.name}': every size must be positive")
 
     @property
@@ -218,9 +221,9 @@ def get_config(name: str) -> ModelConfig:
 #: LFE5U-85F (156 multipliers) for attention; ``edge-moe`` is Edge-MoE's 16x16 tile with
 #: attention parallelism 4, for like-for-like cycle counts.
 HW_CONFIGS = {h.name: h for h in [
-    HardwareConfig("ecp5-85f", tile_in=8, tile_out=8, parallelism=2,
+    HardwareConfig("ecp5-85f", tile_in=8, tile_out=8, parallelism=2, attention_width=4,
                    **_sized_for(*CONFIGS.values())),
-    HardwareConfig("edge-moe", tile_in=16, tile_out=16, parallelism=4,
+    HardwareConfig("edge-moe", tile_in=16, tile_out=16, parallelism=4, attention_width=16,
                    **_sized_for(*CONFIGS.values())),
 ]}
 

@@ -226,10 +226,15 @@ SUM = QFormat(32, PROB.frac, signed=False)
 #: LayerNorm's normalised values (x - mean) / std: |x| <= sqrt(dim - 1) < 16 for dim <= 256.
 NORM = QFormat(16, 11)
 
+#: Attention's output accumulator: softmax terms times values (``PROB.frac + ACT.frac``
+#: fraction bits) before the division by the total. A row of ``n`` keys sums at most ``n``
+#: terms of 1 times full-scale values: ``n * 2^30``, so 40 bits hold rows of up to 511 keys.
+ATTN = QFormat(40, PROB.frac + ACT.frac)
+
 #: Rounding of intermediates inside a datapath (not into a named format): to nearest, ties
 #: up, so one add before the shift.
 DATAPATH = QFormat(_MAX_BITS, 0)
 
 #: Every named format, in the order reports and generated files list them.
 FORMATS = {"ACT": ACT, "WEIGHT": WEIGHT, "ACC": ACC, "PROB": PROB, "BIAS": BIAS, "SUM": SUM,
-           "NORM": NORM}
+           "NORM": NORM, "ATTN": ATTN}

@@ -88,34 +88,61 @@ def key_order(tokens: int, parallelism: int) -> np.ndarray:
     return (start[:, None] + np.arange(tokens)) % tokens
 
 
+def attention_schedule(tokens: int, parallelism: int) -> np.ndarray:
+    """The attention unit's steps: ``(steps, parallelism)``, the query lane ``j`` works on at
+    step ``s`` (which reads key ``s mod tokens``), or -1.
+
+    Lane ``j`` starts query ``b * P + j`` at step ``b * tokens + j`` and keeps it for
+    ``tokens`` steps, so each query sees its keys in `key_order` and each step starts at
+    most one query and ends at most one.
+    """
+    blocks = -(-tokens // parallelism)
+    steps = blocks * tokens + (tokens - 1) % parallelism
+    step, lane = np.arange(steps)[:, None], np.arange(parallelism)[None, :]
+    query = (step - lane) // tokens * parallelism + lane
+    return np.where((step >= lane) & (query < tokens), query, -1)
+
+
+def score_shift(head_dim: int, act: QFormat = ACT) -> int:
+    """Right shift from a ``q·k`` product sum (``2 * act.frac`` fraction bits) to an ``act``
+    score scaled by ``1/sqrt(head_dim)`` (a power of two, see `ModelConfig`)."""
+    return act.frac + round(math.log2(math.sqrt(head_dim)))
+
+
+def attention_head(q, k, v, parallelism: int = 1, act: QFormat = ACT) -> np.ndarray:
+    """One head's ``softmax(q k^T / sqrt(head_dim)) v`` with the softmax fused into A·V.
+
+    ``q, k, v`` are ``act`` codes ``(..., tokens, head_dim)``. Scores are requantised to
+    ``act``. Each query walks its keys once in `key_order`, keeping a running maximum, a
+    running sum and an output accumulator (``PROB.frac + act.frac`` fraction bits) that are
+    rescaled together when the maximum grows; the output is divided by the sum (a
+    reciprocal and a multiply) at the end.
+    """
+    tokens = q.shape[-2]
+    scores = act.fit(act.round_shift(q @ np.swapaxes(k, -1, -2), score_shift(q.shape[-1], act)))
+    order = key_order(tokens, parallelism)
+    rows = np.arange(tokens)
+    maximum = scores[..., rows, order[:, 0]]
+    total = np.full(maximum.shape, 1 << PROB.frac, dtype=np.int64)
+    out = (1 << PROB.frac) * v[..., order[:, 0], :]
+    for step in range(1, tokens):
+        keys = order[:, step]
+        maximum, total, rescale, term = approx.softmax_step(
+            maximum, total, scores[..., rows, keys], act)
+        out = (DATAPATH.round_shift(out * rescale[..., None], PROB.frac)
+               + term[..., None] * v[..., keys, :])
+    return act.fit(approx.normalise(out, total, drop_bits=PROB.frac))
+
+
 def attention(x, qkv_weight, qkv_bias, proj_weight, proj_bias, heads: int,
               parallelism: int = 1, act: QFormat = ACT) -> np.ndarray:
-    """Multi-head self-attention with a single-pass softmax fused into A·V.
-
-    Scores ``q·k / sqrt(head_dim)`` are requantised to ACT (the scale is a shift). Each query
-    walks its keys once in `key_order`, keeping a running maximum, a running sum and an
-    output accumulator that are rescaled together when the maximum grows; the output is
-    divided by the sum (a reciprocal and a multiply) at the end.
-    """
+    """Multi-head self-attention: the QKV projection, `attention_head` per head, the
+    projection back."""
     n, tokens, dim = x.shape
     head_dim = dim // heads
     qkv = linear(x, qkv_weight, qkv_bias, act=act).reshape(n, tokens, 3, heads, head_dim)
     q, k, v = (np.moveaxis(qkv[:, :, i], 2, 1) for i in range(3))  # (n, heads, tokens, hd)
-    scale_shift = round(math.log2(math.sqrt(head_dim)))
-    scores = act.fit(act.round_shift(q @ np.swapaxes(k, -1, -2), act.frac + scale_shift))
-
-    order = key_order(tokens, parallelism)
-    rows = np.arange(tokens)
-    maximum = scores[:, :, rows, order[:, 0]]
-    total = np.full(maximum.shape, 1 << PROB.frac, dtype=np.int64)
-    out = (1 << PROB.frac) * v[:, :, order[:, 0]]  # PROB.frac + ACT.frac fraction bits
-    for step in range(1, tokens):
-        keys = order[:, step]
-        maximum, total, rescale, term = approx.softmax_step(
-            maximum, total, scores[:, :, rows, keys], act)
-        out = (DATAPATH.round_shift(out * rescale[..., None], PROB.frac)
-               + term[..., None] * v[:, :, keys])
-    out = act.fit(approx.normalise(out, total, drop_bits=PROB.frac))
+    out = attention_head(q, k, v, parallelism, act)
     merged = np.moveaxis(out, 1, 2).reshape(n, tokens, dim)
     return linear(merged, proj_weight, proj_bias, act=act)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pyref import approx, intmodel, ops
-from pyref.formats import ACC, ACT, PROB, SUM, WEIGHT
+from pyref.formats import ACC, ACT, ATTN, PROB, SUM, WEIGHT
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,18 @@ def _normalise_inputs(rng, n):
     inputs = _divide_inputs(rng, n)
     r, e = approx.reciprocal(inputs["total"])
     return {"term": inputs["term"], "r": r, "e": e}
+
+
+def _attention_normalise_inputs(rng, n):
+    """Accumulators of rows of 1 to 511 keys with their totals' reciprocals, edges included."""
+    one = 1 << PROB.frac
+    total = _mixed(np.array([one, 2 * one, 511 * one, SUM.max_code // 2]),
+                   rng.integers(one, 511 * one, size=n, endpoint=True))
+    bound = total << (ACT.bits - 1)
+    acc = np.clip(rng.integers(-bound, bound, endpoint=True), ATTN.min_code, ATTN.max_code)
+    acc[:4] = [ATTN.max_code, ATTN.min_code, 0, -1]
+    r, e = approx.reciprocal(total)
+    return {"acc": acc, "r": r, "e": e}
 
 
 def _ln_rows(rng, count: int):
@@ -148,6 +160,8 @@ OPCASES = {
     "reciprocal": OpCase(_reciprocal_inputs, lambda total: _pair(approx.reciprocal(total))),
     "normalise": OpCase(_normalise_inputs, lambda term, r, e: {
         "p": PROB.fit(approx.scale_by_reciprocal(term, r, e))}),
+    "attention_normalise": OpCase(_attention_normalise_inputs, lambda acc, r, e: {
+        "y": ACT.fit(approx.scale_by_reciprocal(acc, r, e, drop_bits=PROB.frac))}),
     # Baselines of the comparison with Edge-MoE: its float exp, and term * 2^15 / total.
     "exp_float": OpCase(_exp_float_inputs, lambda d: {"bits": approx.exp_float32(d)}),
     "divide": OpCase(_divide_inputs, lambda term, total: {

@@ -115,6 +115,32 @@ def _linear(rng: np.random.Generator) -> dict:
     return out
 
 
+#: Attention parallelisms the ``attention`` set has results for.
+ATTENTION_PARALLELISMS = (1, 2, 3, 4, 8)
+
+
+def _attention(rng: np.random.Generator) -> dict:
+    """Every head of both configs: ``<config>.{q, k, v}`` ``(heads, tokens, head_dim)`` and
+    ``<config>.p<P>.y`` for each of `ATTENTION_PARALLELISMS` (the key order depends on P).
+
+    Each head has its own spread (0.25 to 6), so some rows' softmax is nearly flat and some
+    is dominated by one key; head 0 has a full-scale query, key and value row.
+    """
+    from pyref.config import CONFIGS
+
+    out = {}
+    for config in CONFIGS.values():
+        shape = (config.heads, config.tokens, config.head_dim)
+        spread = rng.uniform(0.25, 6, (3, config.heads, 1, 1))
+        q, k, v = (ACT.quantise(rng.normal(0, 1, shape) * s) for s in spread)
+        # Full-scale rows: a saturated score and the accumulator's extremes.
+        q[0, 0], k[0, 1], v[0, 1] = ACT.max_code, ACT.max_code, ACT.min_code
+        out.update({f"{config.name}.q": q, f"{config.name}.k": k, f"{config.name}.v": v})
+        for p in ATTENTION_PARALLELISMS:
+            out[f"{config.name}.p{p}.y"] = intmodel.attention_head(q, k, v, p)
+    return out
+
+
 #: Images and attention parallelism of the ``trace`` set.
 TRACE_IMAGES = 8
 TRACE_PARALLELISM = 1
@@ -166,7 +192,8 @@ def _op(name: str):
 #: Every vector set: name -> generator taking a seeded numpy Generator. Sets named after a
 #: kernel hold its inputs and outputs under the kernel's argument names.
 GENERATORS = {**{name: _op(name) for name in opcases.OPCASES},
-              "mac": _mac, "softmax": _softmax, "linear": _linear, "layernorm": _layernorm,
+              "mac": _mac, "softmax": _softmax, "linear": _linear, "attention": _attention,
+              "layernorm": _layernorm,
               "trace": _trace}
 
 

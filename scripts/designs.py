@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hls import flow
+from hw.attention import AttentionUnit
 from hw.emit import emit
 from hw.kernels import kernel_unit
 from hw.linear import LinearUnit
 from hw.mac import MacUnit
 from hw.softmax_unit import SoftmaxUnit
 from pyref import vectors
-from pyref.config import CONFIGS, get_hw_config
+from pyref.config import CONFIGS, HW_CONFIGS, get_hw_config
 from scripts.common import HLS, VERILOG
 from sim.runner import Bench
 
@@ -96,6 +97,12 @@ def linear_unit(hw: str) -> LinearUnit:
     return LinearUnit(get_hw_config(hw))
 
 
+def attention_unit(hw: str, parallelism: int) -> AttentionUnit:
+    """The attention unit of parameter set ``hw`` at ``parallelism``, for every config."""
+    return AttentionUnit(replace(get_hw_config(hw), parallelism=parallelism),
+                         max(c.head_dim for c in CONFIGS.values()))
+
+
 DESIGNS = {d.name: d for d in [
     *(kernel_design(k) for k in flow.KERNELS),
     Design("mac", "mac", MacUnit, {"lanes": 4}, bench="sim.bench_mac"),
@@ -106,6 +113,11 @@ DESIGNS = {d.name: d for d in [
     Design("linear", "linear_unit", linear_unit, {"hw": "ecp5-85f"},
            kernels=(*flow.pipelines("requant"), *flow.pipelines("gelu")),
            bench="sim.bench_linear", bench_args={"configs": list(CONFIGS)}),
+    Design("attention", "attention_unit", attention_unit,
+           {"hw": "ecp5-85f", "parallelism": HW_CONFIGS["ecp5-85f"].parallelism},
+           kernels=(*flow.pipelines("requant"), *flow.pipelines("exp2"),
+                    *flow.pipelines("reciprocal"), "attention_normalise"),
+           bench="sim.bench_attention", bench_args={"configs": list(CONFIGS)}),
 ]}
 
 

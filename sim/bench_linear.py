@@ -91,7 +91,7 @@ async def each_layer(dut):
                                                 * max(result["cycles"], 1)), 4)}
         for key, value in (*result.items(), ("ideal_cycles", ideal), ("macs", job["macs"])):
             total[key] += value
-    tb.record("each_layer", {**total, "layers": per_layer,
+    tb.record("each_layer", {**total, "breakdown": per_layer,
                              "peak_macs_per_cycle": tb.info["peak_macs_per_cycle"]})
     assert total["mismatches"] == 0, f"{total['mismatches']} mismatches against pyref"
 

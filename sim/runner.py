@@ -105,7 +105,8 @@ def run(bench: Bench, *, vectors: Path, build: Path, seed: int, waves: bool = Fa
     dict
         ``vectors, mismatches, cycles, ideal_cycles, macs, peak_macs_per_cycle`` from the
         stall-free test (mismatches summed over all tests), plus ``tests``, ``failed``,
-        the log paths and, from benches that time layers one by one, ``layers``.
+        the log paths and, from benches that time their parts one by one (layers,
+        configs), ``breakdown``.
     """
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
@@ -167,7 +168,7 @@ def run(bench: Bench, *, vectors: Path, build: Path, seed: int, waves: bool = Fa
         "tests": tests,
         "failed": failed,
         "sim_cycles_per_s": round(_simulator_speed(xml)),
-        **({"layers": steady["layers"]} if "layers" in steady else {}),
+        **({"breakdown": steady["breakdown"]} if "breakdown" in steady else {}),
         "log": str(test_log),
         "waves": str(build_dir / "dump.vcd") if waves else None,
     }

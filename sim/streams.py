@@ -119,6 +119,9 @@ class StreamTB:
         self.sink = StreamSink(dut, "o", streams["o"]["shape"], rng, pause=p)
         self.scoreboard = Scoreboard(self.log)
         self.first_cycle = self.last_cycle = None
+        #: Set to log the cycle of every transfer of the next run, per port, in beat_cycles.
+        self.log_beats = False
+        self.beat_cycles = {}
 
     async def reset(self):
         self.dut.rst.value = 1
@@ -144,9 +147,13 @@ class StreamTB:
             self.sink.ready.value = int(len(got) < count and not self.sink.hold_back())
             await ReadOnly()
             taken = [name for name in pending if holding[name] and self.sources[name].ready.value]
-            if self.sink.valid.value == 1 and self.sink.ready.value == 1:
+            took = self.sink.valid.value == 1 and self.sink.ready.value == 1
+            if took:
                 got.append(unpack(self.sink.shape, self.sink.payload.value.to_unsigned()))
                 self.last_cycle = self.counter.now
+            if self.log_beats:
+                for name in taken + ["o"] * took:
+                    self.beat_cycles.setdefault(name, []).append(self.counter.now)
             await RisingEdge(self.counter.clk)
             for name in taken:
                 pending[name].pop()
@@ -165,6 +172,7 @@ class StreamTB:
         inputs = inputs if isinstance(inputs, dict) else {"i": inputs}
         await self.reset()
         self.first_cycle = self.last_cycle = None
+        self.beat_cycles = {}
         beats = sum(len(v) for v in inputs.values())
         got = await self.transfer(inputs, len(expected), 100 + 20 * (beats + len(expected)))
         last = self.last_cycle

@@ -161,3 +161,19 @@ def test_integer_model_errors_are_named(tiny_models):
     with pytest.raises(FormatError, match="parameter heads.0.weight"):
         intmodel.quantise_parameters({"heads.0.weight": np.full((2, 2), 3.0)})
     assert PROB.frac == 15  # scores below are PROB codes; this guards the test's arithmetic
+
+
+@pytest.mark.parametrize("tokens,parallelism", [(17, 1), (17, 2), (17, 3), (129, 4), (5, 8),
+                                                 (1, 1)])
+def test_attention_schedule_visits_each_querys_keys_in_key_order(tokens, parallelism):
+    schedule = intmodel.attention_schedule(tokens, parallelism)
+    order = intmodel.key_order(tokens, parallelism)
+    for query in range(tokens):
+        steps = np.flatnonzero((schedule == query).any(axis=1))
+        assert np.array_equal(steps % tokens, order[query])
+    # A step starts at most one query and ends at most one: the constant-bandwidth property.
+    before = np.vstack([np.full((1, parallelism), -1), schedule[:-1]])
+    after = np.vstack([schedule[1:], np.full((1, parallelism), -1)])
+    assert ((schedule != before) & (schedule >= 0)).sum(axis=1).max() == 1
+    assert ((schedule != after) & (schedule >= 0)).sum(axis=1).max() == 1
+    assert (schedule[-1] >= 0).any()  # no idle step at the end

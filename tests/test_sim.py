@@ -49,14 +49,30 @@ def test_linear_unit_is_bit_exact_and_hides_weight_loads(tmp_path, hw, seed):
     assert (result["tests"], result["failed"], result["mismatches"]) == (2, 0, 0)
     tile_out = get_hw_config(hw).tile_out
     layers = {layer.name: layer for layer in get_config("tiny").linear_layers()}
-    assert len(result["layers"]) == len(layers)
-    for name, measured in result["layers"].items():
+    assert len(result["breakdown"]) == len(layers)
+    for name, measured in result["breakdown"].items():
         # A tile's rows load, one per cycle, from the cycle after the previous tile was
         # claimed: free when there are more tokens than rows. Never faster than one slot per
         # cycle.
         assert measured["cycles"] >= measured["ideal_cycles"], name
         if layers[name.split(".")[1]].tokens > tile_out:
             assert measured["cycles"] == measured["ideal_cycles"], name
+
+
+@pytest.mark.parametrize("hw,parallelism,seed", [("ecp5-85f", 2, 0), ("edge-moe", 3, 7)])
+def test_attention_unit_is_bit_exact_at_constant_traffic_per_step(tmp_path, hw, parallelism,
+                                                                  seed):
+    # Tiny's heads: 4 chunks a row on ecp5-85f; on edge-moe one chunk, so every step rests a
+    # cycle. Three lanes leave a last block of two queries.
+    result = run_case(tmp_path, "attention", {"hw": hw, "parallelism": parallelism}, seed,
+                      configs=["tiny"])
+    assert (result["tests"], result["failed"], result["mismatches"]) == (2, 0, 0)
+    assert result["cycles"] == result["ideal_cycles"]
+    traffic = result["breakdown"]["tiny"]["traffic"]
+    # Each step reads one key and one value row, and at most one query row, and sends at
+    # most one finished row.
+    assert traffic["k"] == traffic["v"] == {"rows_per_step": 1.0, "peak_rows_per_step": 1.0}
+    assert traffic["q"]["peak_rows_per_step"] == traffic["o"]["peak_rows_per_step"] == 1.0
 
 
 def test_scoreboard_counts_every_wrong_result(tmp_path, monkeypatch):

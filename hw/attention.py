@@ -1,0 +1,195 @@
+"""The attention unit: one head at a time, P queries at once, with attention reordering."""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from hw.attention_output import AttentionOutput, burst_layout
+from hw.attention_scores import AttentionScores, chunk_layout
+from hw.attention_softmax import AttentionSoftmax, factors_layout, lane_flags, step_layout
+from hw.beside import Beside
+from hw.chain import Chain
+from pyref.config import ConfigError, HardwareConfig
+from pyref.formats import ACC, ACT, ATTN, PROB
+
+
+def command_layout(max_tokens: int, max_chunks: int) -> data.StructLayout:
+    """One job: a head of ``tokens`` queries and keys, rows of ``chunks`` chunks, scores
+    scaled by ``2^-scale_shift``; or, with ``flush``, the rows still held (of ``chunks``
+    chunks) are sent out. Flush before the row length changes."""
+    return data.StructLayout({"tokens": range(max_tokens + 1), "chunks": range(max_chunks + 1),
+                              "scale_shift": range(ACC.frac - 2 * ACT.frac + 1), "flush": 1})
+
+
+class AttentionUnit(wiring.Component):
+    """``softmax(q k^T / sqrt(d)) v`` per head, bit-exact with
+    `pyref.intmodel.attention_head` at ``parallelism = P``.
+
+    Attention reordering (Edge-MoE): keys stream past ``P`` lanes, one key per step, and
+    lane ``j`` starts a new query whenever the key index is ``j``, so query ``q`` sees the
+    keys from ``q mod P`` on, wrapping (`pyref.intmodel.key_order`). Each step then reads
+    one key row and one value row, at most one query row, and sends at most one finished
+    row, whatever ``P`` is: the bandwidth stays constant while the work per step grows with
+    ``P``. Lanes keep their state across jobs, so heads follow one another without a gap;
+    a ``flush`` job sends the last rows out.
+
+    A step takes one cycle per chunk of ``width`` values, and at least two (the
+    accumulators' loops take two cycles): a one-chunk step is followed by an idle cycle.
+
+    Streams (rows in chunks of ``width``, chunk 0 first; docs/hardware.md):
+
+    * ``q``: the head's query rows in order.
+    * ``k`` and ``v``: per step ``s``, the row of key ``s mod tokens``.
+    * ``o``: the output rows in query order.
+
+    Parameters
+    ----------
+    hw : HardwareConfig
+        Parallelism, chunk width and the longest row.
+    max_head_dim : int
+        Widest head.
+
+    Members
+    -------
+    cmd, q, k, v : In(stream.Signature(...))
+    o : Out(stream.Signature(ArrayLayout(ACT, width)))
+    error : Out(1)
+        A command without chunks, or without tokens and not a flush, was dropped (sticky).
+    """
+
+    def __init__(self, hw: HardwareConfig, max_head_dim: int):
+        lanes, width = hw.parallelism, hw.attention_width
+        self.lanes, self.width, self.max_tokens = lanes, width, hw.max_tokens
+        self.max_chunks = -(-max_head_dim // width)
+        if hw.max_tokens * (1 << (PROB.frac + ACT.bits - 1)) >= 1 << (ATTN.bits - 1):
+            raise ConfigError(f"rows of {hw.max_tokens} tokens could overflow the {ATTN} "
+                              "attention accumulator")
+        extra = {"flags": lane_flags(lanes), "chunks": range(self.max_chunks + 1),
+                 "finalize": 1, "final_lane": range(max(lanes, 2))}
+        scores = AttentionScores(lanes, width, self.max_chunks)
+        softmax = AttentionSoftmax(lanes, hw.max_tokens)
+        # Values wait from their key's arrival until the step's burst reads them.
+        in_flight = scores.latency + softmax.latency + 2 * self.max_chunks + 2
+        self.v_depth = 1 << in_flight.bit_length()
+        self.output = AttentionOutput(lanes, width, self.max_chunks, self.v_depth)
+        extra["base"] = range(self.v_depth)
+        slot = data.StructLayout({**{n: f.shape for n, f in chunk_layout(lanes, width,
+                                                                          self.max_chunks)},
+                                  **extra})
+        scored = data.StructLayout({"score": data.ArrayLayout(ACT.shape(), lanes), **extra})
+        self.pipe = Chain(
+            Beside(scores, list(chunk_layout(lanes, width, self.max_chunks).members),
+                   ["score"], slot, scored),
+            Beside(softmax, list(step_layout(lanes).members),
+                   list(factors_layout(lanes).members), scored,
+                   burst_layout(lanes, self.max_chunks, self.v_depth)),
+            self.output)
+        self.fifo_depth = 1 << (self.pipe.latency + 2 * self.max_chunks).bit_length()
+        super().__init__({
+            "cmd": In(stream.Signature(command_layout(hw.max_tokens, self.max_chunks))),
+            "q": In(stream.Signature(data.ArrayLayout(ACT.shape(), width))),
+            "k": In(stream.Signature(data.ArrayLayout(ACT.shape(), width))),
+            "v": In(stream.Signature(data.ArrayLayout(ACT.shape(), width))),
+            "o": Out(stream.Signature(data.ArrayLayout(ACT.shape(), width))),
+            "error": Out(1),
+        })
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        """Per lane and value: one product for the score and one for the output."""
+        return 2 * self.lanes * self.width
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a step's last chunk to the first chunk of the row it finishes."""
+        return self.pipe.latency + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.pipe = pipe = self.pipe
+        m.submodules.results = results = SyncFIFO(width=ACT.bits * self.width,
+                                                  depth=self.fifo_depth)
+        m.d.comb += [results.w_en.eq(pipe.o.valid), results.w_data.eq(pipe.o.payload),
+                     self.o.valid.eq(results.r_rdy), self.o.payload.eq(results.r_data),
+                     results.r_en.eq(self.o.ready)]
+        lanes = self.lanes
+
+        job = Signal(self.cmd.payload.shape())
+        busy = Signal()
+        base = Signal(range(self.max_tokens + 2 * lanes))  # first query of the block: b * P
+        key = Signal(range(max(self.max_tokens, lanes)))
+        chunk = Signal(range(self.max_chunks))
+        write_at = Signal(range(self.v_depth))  # value buffer, one chunk per slot
+        step_base = Signal(range(self.v_depth))
+        step_finalize = Signal()  # `finalize` as decided at the step's first chunk
+        pending = Signal(lanes)  # lanes holding a finished row not yet sent
+        promised = Signal(range(self.fifo_depth + 1))  # output beats in flight or waiting
+
+        bad = (self.cmd.payload.chunks == 0) | (~self.cmd.payload.flush
+                                                & (self.cmd.payload.tokens == 0))
+
+        # This step's lanes. Lane j works on block `base`'s query once the key index has
+        # reached j, and on the previous block's query before that.
+        n, flush = job.tokens, job.flush
+        flags = Signal(lane_flags(lanes))
+        for j in range(lanes):
+            this_block = key >= j
+            has = Mux(this_block, base + j < n, (base >= lanes) & (base - lanes + j < n))
+            final_key = n - 1 if j == 0 else j - 1
+            m.d.comb += [flags.active[j].eq(has & ~flush),
+                         flags.first[j].eq((key == j) & (base + j < n) & ~flush),
+                         flags.last[j].eq(has & (key == final_key) & ~flush)]
+        starts = (key < lanes) & (base + key < n) & ~flush
+        first_chunk = chunk == 0
+        finalize = Mux(first_chunk, (key < lanes) & pending.bit_select(key, 1), step_finalize)
+        done = Mux(flush, 0, ~flags.active.as_value().any())
+        credit = promised <= self.fifo_depth - job.chunks
+        # Steps stay AttentionSoftmax.min_spacing (two) cycles apart.
+        issue, resting = Signal(), Signal()
+        m.d.sync += resting.eq(issue & first_chunk & (job.chunks == 1))
+
+        slot = pipe.i.payload
+        m.d.comb += [
+            issue.eq(busy & ~done & ~resting & (flush | (self.k.valid & self.v.valid))
+                     & (~starts | self.q.valid) & (~(first_chunk & finalize) | credit)),
+            pipe.i.valid.eq(issue),
+            slot.k.eq(self.k.payload), slot.q.eq(self.q.payload),
+            slot.starts.eq(starts), slot.start_lane.eq(key), slot.chunk.eq(chunk),
+            slot.last.eq(chunk == job.chunks - 1),
+            slot.pre_shift.eq(ACC.frac - 2 * ACT.frac - job.scale_shift),
+            slot.flags.eq(flags), slot.chunks.eq(job.chunks),
+            slot.finalize.eq(finalize), slot.final_lane.eq(key),
+            slot.base.eq(Mux(first_chunk, write_at, step_base)),
+            self.k.ready.eq(issue & ~flush), self.v.ready.eq(issue & ~flush),
+            self.q.ready.eq(issue & starts),
+            self.output.v_en.eq(issue & ~flush), self.output.v_addr.eq(write_at),
+            self.output.v_data.eq(self.v.payload),
+        ]
+        # The next command is taken in the cycle that finds the head done.
+        with m.If(busy & done):
+            m.d.sync += busy.eq(0)
+        m.d.comb += self.cmd.ready.eq(~busy | done)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            with m.If(bad):
+                m.d.sync += self.error.eq(1)
+            with m.Else():
+                m.d.sync += [job.eq(self.cmd.payload), busy.eq(1), base.eq(0), key.eq(0),
+                             chunk.eq(0)]
+
+        taken = self.o.valid & self.o.ready
+        promise = Mux(issue & first_chunk & finalize, job.chunks, 0)
+        m.d.sync += promised.eq(promised + promise - taken)
+        with m.If(issue):
+            m.d.sync += [write_at.eq(write_at + ~flush), chunk.eq(chunk + 1)]
+            with m.If(first_chunk):
+                m.d.sync += [step_base.eq(write_at), step_finalize.eq(finalize)]
+                with m.If(key < lanes):
+                    m.d.sync += pending.bit_select(key, 1).eq(starts)
+            with m.If(chunk == job.chunks - 1):
+                m.d.sync += [chunk.eq(0), key.eq(key + 1)]
+                with m.If(flush & (key == lanes - 1)):
+                    m.d.sync += busy.eq(0)
+                with m.If(~flush & (key == n - 1)):
+                    m.d.sync += [key.eq(0), base.eq(base + lanes)]
+        return m

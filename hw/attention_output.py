@@ -1,0 +1,147 @@
+"""Attention's output accumulators: A·V with the softmax's rescaling, and the late divide."""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In
+
+from hw.attention_softmax import factors_layout
+from hw.delay import delayed
+from hw.kernels import kernel_pipe
+from hw.softmax_state import EXPONENT, MANTISSA
+from hw.xls_pipe import lockstep
+from pyref.formats import ACT, ATTN, PROB
+
+
+def burst_layout(lanes: int, max_chunks: int, v_depth: int) -> data.StructLayout:
+    """One key step for the accumulators: the softmax factors, where the key's value row
+    starts in the value buffer, how many chunks a row has, and the lane whose finished query
+    leaves (``finalize``, ``final_lane``)."""
+    return data.StructLayout({**{n: f.shape for n, f in factors_layout(lanes)},
+                              "base": range(v_depth), "chunks": range(max_chunks + 1),
+                              "finalize": 1, "final_lane": range(max(lanes, 2))})
+
+
+class AttentionOutput(wiring.Component):
+    """Per lane, ``out = round(out * scale / 2^15) + term * v`` over a value row, chunk by
+    chunk; and the finished rows divided by their totals.
+
+    Each step (one key) runs as a burst of one cycle per chunk. Each lane keeps its row
+    (`ATTN` codes) in a small memory, one chunk per word; a chunk's update reads it, makes
+    one product per value (``out * power`` when the maximum rose, else ``power * v``:
+    the other factor is exactly 1) and writes it back two cycles later, so steps must be at
+    least two chunks long. A query's first key sets ``out = 2^15 * v``. The lane named by
+    ``finalize`` first sends its finished row, chunk by chunk, through `lanes` XLS
+    ``attention_normalise`` pipelines with the reciprocal its query ended with.
+
+    The value buffer is written by the owner (``v_en, v_addr, v_data``) when a key's chunks
+    arrive, and read here at the step's ``base``.
+
+    Parameters
+    ----------
+    lanes : int
+        Queries in flight.
+    width : int
+        Values per chunk.
+    max_chunks : int
+        Chunks of the longest row.
+    v_depth : int
+        Chunks the value buffer holds.
+
+    Members
+    -------
+    i : In(stream.Signature(burst_layout(...), always_ready=True))
+    v_en, v_addr, v_data : In
+    o : Out(stream.Signature(ArrayLayout(ACT, width), always_ready=True))
+    """
+
+    def __init__(self, lanes: int, width: int, max_chunks: int, v_depth: int):
+        self.lanes, self.width, self.max_chunks = lanes, width, max_chunks
+        self.values = Memory(shape=data.ArrayLayout(ACT.shape(), width), depth=v_depth,
+                             init=[])
+        self.rows = [Memory(shape=data.ArrayLayout(ATTN.shape(), width), depth=max_chunks,
+                            init=[]) for _ in range(lanes)]
+        self.normalise = [kernel_pipe("attention_normalise") for _ in range(width)]
+        self.latency = 1 + self.normalise[0].latency  # from a chunk's cycle to its output
+        super().__init__({
+            **lockstep(burst_layout(lanes, max_chunks, v_depth),
+                       data.ArrayLayout(ACT.shape(), width)).members,
+            "v_en": In(1), "v_addr": In(range(v_depth)),
+            "v_data": In(data.ArrayLayout(ACT.shape(), width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.values = self.values
+        store = self.values.write_port()
+        m.d.comb += [store.en.eq(self.v_en), store.addr.eq(self.v_addr),
+                     store.data.eq(self.v_data)]
+
+        # Burst: chunk 0 in the step's own cycle, the rest from a copy of the step.
+        held = Signal(self.i.payload.shape())
+        chunk = Signal(range(self.max_chunks))
+        busy = Signal()
+        step = Signal(self.i.payload.shape())
+        m.d.comb += step.eq(Mux(self.i.valid, self.i.payload, held))
+        now_chunk = Mux(self.i.valid, 0, chunk)
+        going = self.i.valid | busy
+        with m.If(self.i.valid):
+            m.d.sync += [held.eq(self.i.payload), chunk.eq(1),
+                         busy.eq(self.i.payload.chunks > 1)]
+        with m.Elif(busy):
+            m.d.sync += [chunk.eq(chunk + 1), busy.eq(chunk + 1 < held.chunks)]
+
+        # Reciprocals of the finished queries, per lane, until their rows leave.
+        recips = [Signal(data.StructLayout({"r": MANTISSA, "e": EXPONENT}), name=f"recip{j}")
+                  for j in range(self.lanes)]
+        with m.If(self.i.valid & self.i.payload.ended):
+            for j, recip in enumerate(recips):
+                with m.If(self.i.payload.end_lane == j):
+                    m.d.sync += [recip.r.eq(self.i.payload.r), recip.e.eq(self.i.payload.e)]
+
+        # B0: read the chunk of every lane's row and of the values; B1: the products and the
+        # finished row; B2: the new chunks written back.
+        load = self.values.read_port()
+        m.d.comb += load.addr.eq(step.base + now_chunk)
+        b1 = delayed(m, step, 1, "b1")
+        b1_valid = delayed(m, going, 1, "b1_valid")
+        b1_chunk = delayed(m, now_chunk, 1, "b1_chunk")
+        b2 = delayed(m, b1, 1, "b2")
+        b2_valid = delayed(m, b1_valid, 1, "b2_valid")
+        b2_chunk = delayed(m, b1_chunk, 1, "b2_chunk")
+        v2 = delayed(m, load.data, 1, "v2")
+        one_v = [v << PROB.frac for v in v2]  # term * v for a term of exactly 1
+        leaving = []
+        for j, row in enumerate(self.rows):
+            m.submodules[f"row{j}"] = row
+            write = row.write_port()
+            read = row.read_port(transparent_for=(write,))
+            m.d.comb += read.addr.eq(now_chunk)
+            old2 = delayed(m, read.data, 1, f"old{j}")
+            leaving.append(read.data)
+            new = []
+            for w in range(self.width):
+                operand = Mux(b1.rises[j], read.data[w], load.data[w])
+                product = Signal(signed(ATTN.bits + PROB.bits + 1), name=f"product{j}_{w}",
+                                 reset_less=True)
+                m.d.sync += product.eq(operand * b1.power[j])
+                rescaled = (product + (1 << (PROB.frac - 1))) >> PROB.frac
+                new.append(Mux(b2.flags.first[j], one_v[w],
+                               Mux(b2.rises[j], rescaled + one_v[w], old2[w] + product)))
+            m.d.comb += [write.en.eq(b2_valid & b2.flags.active[j]), write.addr.eq(b2_chunk),
+                         *[write.data[w].eq(value) for w, value in enumerate(new)]]
+
+        # The finished row of the finalised lane, divided by its total.
+        final = Signal(data.ArrayLayout(ATTN.shape(), self.width))
+        recip = Signal(recips[0].shape())
+        for j in range(self.lanes):
+            with m.If(b1.final_lane == j):
+                m.d.comb += [final.eq(leaving[j]), recip.eq(recips[j])]
+        for w, normalise in enumerate(self.normalise):
+            m.submodules[f"normalise{w}"] = normalise
+            m.d.comb += [normalise.i.valid.eq(b1_valid & b1.finalize),
+                         normalise.i.payload.acc.eq(final[w]),
+                         normalise.i.payload.r.eq(recip.r), normalise.i.payload.e.eq(recip.e),
+                         self.o.payload[w].eq(normalise.o.payload)]
+        m.d.comb += self.o.valid.eq(self.normalise[0].o.valid)
+        return m

@@ -1,0 +1,138 @@
+"""cocotb bench: the attention unit against `pyref.intmodel.attention_head` on the
+``attention`` set, at the unit's parallelism.
+
+Every head of the configs in the port description's ``configs`` runs as one job, then a
+flush sends the last rows out. The bench also logs each stream's transfers, so the traffic
+per key step comes from the simulation.
+"""
+
+import cocotb
+import numpy as np
+
+from pyref import intmodel, vectors
+from pyref.config import get_hw_config
+from sim.streams import StreamTB
+
+
+def chunked(row, width: int) -> list:
+    return [row[k:k + width].tolist() for k in range(0, len(row), width)]
+
+
+class TB(StreamTB):
+    """Attention bench: heads become commands and the q, k and v rows in the unit's order."""
+
+    @property
+    def width(self) -> int:
+        return get_hw_config(self.info["hw"]).attention_width
+
+    def heads(self, name: str):
+        """Per head of config ``name``: its inputs and expected output."""
+        v = vectors.load("attention", self.vector_dir, self.seed)
+        p = self.info["parallelism"]
+        if p not in vectors.ATTENTION_PARALLELISMS:
+            raise ValueError(f"the attention set has no results for parallelism {p}: add it "
+                             "to pyref.vectors.ATTENTION_PARALLELISMS")
+        q, k, val, y = (v[f"{name}.{key}"] for key in ("q", "k", "v", f"p{p}.y"))
+        for head in range(len(q)):
+            yield {"name": f"{name}.head{head}", "q": q[head], "k": k[head], "v": val[head],
+                   "y": y[head]}
+
+    def job(self, head) -> tuple[dict, list, int]:
+        """A head's beats per stream, its expected beats, and its key steps."""
+        width, p = self.width, self.info["parallelism"]
+        tokens, head_dim = head["q"].shape
+        if head_dim % width:
+            raise ValueError(f"{head['name']}: head_dim {head_dim} is not a whole number of "
+                             f"{width}-value chunks")
+        steps = len(intmodel.attention_schedule(tokens, p))
+        keys = np.arange(steps) % tokens
+        shift = intmodel.score_shift(head_dim) - intmodel.ACT.frac
+        streams = {
+            "cmd": [{"tokens": tokens, "chunks": head_dim // width, "scale_shift": shift,
+                     "flush": 0}],
+            "q": [c for row in head["q"] for c in chunked(row, width)],
+            "k": [c for key in keys for c in chunked(head["k"][key], width)],
+            "v": [c for key in keys for c in chunked(head["v"][key], width)],
+        }
+        return streams, [c for row in head["y"] for c in chunked(row, width)], steps
+
+    def config_job(self, name: str) -> dict:
+        """Every head of config ``name``, then a flush (rows of another length may follow)."""
+        inputs = {"cmd": [], "q": [], "k": [], "v": []}
+        expected, steps, macs = [], 0, 0
+        for head in self.heads(name):
+            streams, rows, n = self.job(head)
+            for port, beats in streams.items():
+                inputs[port] += beats
+            expected += rows
+            steps += n
+            macs += 2 * head["q"].size * len(head["q"])  # q·k and p·v per query and key
+        tokens, head_dim = head["q"].shape
+        chunks = head_dim // self.width
+        inputs["cmd"].append({"tokens": 0, "chunks": chunks, "scale_shift": 0, "flush": 1})
+        return {"inputs": inputs, "expected": expected, "steps": steps, "macs": macs,
+                "chunks": chunks, "tokens": tokens}
+
+    def ideal(self, job: dict) -> int:
+        """A cycle to take the first command; one chunk per cycle, and a cycle's rest after a
+        one-chunk step; a cycle to find each head done (in that rest if there is one), when
+        the next command is taken; the flush up to the lane of the last query (the others
+        finished during the head); then that row's way out."""
+        lanes, chunks = self.info["parallelism"], job["chunks"]
+        rest = max(chunks, 2) - chunks
+        steps = job["steps"] + (job["tokens"] - 1) % lanes + 1
+        heads = len(job["inputs"]["cmd"]) - 1
+        return (1 + steps * (chunks + rest) - rest + heads * (1 - rest)
+                + self.info["latency"] + chunks - 1)
+
+    def traffic(self, job: dict) -> dict:
+        """Rows moved per key step, from the transfer log of the last run: the mean over the
+        run, and the peak over the key steps (a step's window runs from its first key chunk
+        to the next step's)."""
+        chunks = job["chunks"]
+        starts = self.beat_cycles["k"][::chunks]
+        # The last step's window is as long as a step; the flush after it reads no keys.
+        edges = np.append(starts, starts[-1] + max(chunks, 2))
+        out = {}
+        for name in ("q", "k", "v", "o"):
+            cycles = np.asarray(self.beat_cycles[name])
+            per_step = np.histogram(cycles, bins=edges)[0] / chunks
+            out[name] = {"rows_per_step": round(len(cycles) / chunks / job["steps"], 4),
+                         "peak_rows_per_step": float(per_step.max())}
+        out["bytes_per_step"] = round(sum(out[n]["rows_per_step"] for n in ("q", "k", "v", "o"))
+                                      * chunks * self.width * 2, 2)
+        return out
+
+
+@cocotb.test()
+async def heads(dut):
+    """Each config's heads alone, no stalls: cycles and traffic per key step."""
+    tb = TB(dut, stalls=False)
+    tb.log_beats = True
+    total = {"vectors": 0, "mismatches": 0, "cycles": 0, "ideal_cycles": 0, "macs": 0}
+    breakdown = {}
+    for name in tb.info["configs"]:
+        job = tb.config_job(name)
+        result = await tb.run(job["inputs"], job["expected"])
+        breakdown[name] = {"cycles": result["cycles"], "ideal_cycles": tb.ideal(job),
+                           "steps": job["steps"], "macs": job["macs"],
+                           "traffic": tb.traffic(job)}
+        for key, value in (*result.items(), ("ideal_cycles", tb.ideal(job)),
+                           ("macs", job["macs"])):
+            total[key] += value
+    tb.record("heads", {**total, "breakdown": breakdown,
+                        "peak_macs_per_cycle": tb.info["peak_macs_per_cycle"]})
+    assert int(dut.error.value) == 0, "the unit refused a command"
+    assert total["mismatches"] == 0, f"{total['mismatches']} mismatches against pyref"
+
+
+@cocotb.test()
+async def heads_with_stalls(dut):
+    """Every config's heads back to back, all streams stalling at random."""
+    tb = TB(dut, stalls=True)
+    jobs = [tb.config_job(name) for name in tb.info["configs"]]
+    inputs = {port: [b for job in jobs for b in job["inputs"][port]] for port in jobs[0]["inputs"]}
+    result = await tb.run(inputs, [row for job in jobs for row in job["expected"]])
+    tb.record("heads", result)
+    assert int(dut.error.value) == 0, "the unit refused a command"
+    assert result["mismatches"] == 0, f"{result['mismatches']} mismatches against pyref"
