@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from pyref.formats import BIAS, WEIGHT
+
 
 class ConfigError(ValueError):
     """A configuration that cannot describe a working model."""
@@ -96,6 +98,12 @@ class ModelConfig:
         return layer % 2 == 1
 
     @property
+    def expert_bytes(self) -> int:
+        """One expert's parameters in memory: WEIGHT fc1 and fc2, BIAS biases."""
+        weights = 2 * self.dim * self.expert_hidden * WEIGHT.bits // 8
+        return weights + (self.expert_hidden + self.dim) * BIAS.bits // 8
+
+    @property
     def expert_tokens(self) -> int:
         """Tokens an expert gets when routing is even: ``tokens * top_k / experts``, rounded
         up."""
@@ -174,6 +182,8 @@ class HardwareConfig:
         Values of a query, key or value row the attention unit takes per cycle.
     max_tokens, max_inputs : int
         Largest job the linear unit buffers: rows, and input width.
+    port_bits : int
+        Width of the external-memory port (Edge-MoE: 256-bit AXI).
     """
 
     name: str
@@ -183,6 +193,7 @@ class HardwareConfig:
     attention_width: int
     max_tokens: int
     max_inputs: int
+    port_bits: int = 256
 
     def __post_init__(self):
         if min(self.tile_in, self.tile_out, self.parallelism, self.attention_width,

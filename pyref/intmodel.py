@@ -168,13 +168,28 @@ class Routing:
 
 
 def route(x, router, top_k: int, act: QFormat = ACT) -> Routing:
-    """Router logits, softmax over all experts, top-k and the per-expert token queues."""
-    probs = approx.softmax_fixed(linear(x, router, act=act), fmt=act)
+    """Router logits (a linear layer without bias), then `route_logits`."""
+    return route_logits(linear(x, router, act=act), top_k, act)
+
+
+def route_logits(logits, top_k: int, act: QFormat = ACT) -> Routing:
+    """Softmax over every expert's logit, top-k and the per-expert token queues.
+
+    ``logits`` are ``act`` codes ``(tokens, experts)``.
+    """
+    probs = approx.softmax_fixed(logits, fmt=act)
     # A stable sort on -p keeps the lower expert index first among equal probabilities.
     chosen = np.argsort(-probs, axis=-1, kind="stable")[:, :top_k]
     scores = np.take_along_axis(probs, chosen, axis=-1)
-    queues = [np.flatnonzero((chosen == e).any(axis=-1)) for e in range(router.shape[0])]
+    queues = [np.flatnonzero((chosen == e).any(axis=-1)) for e in range(logits.shape[-1])]
     return Routing(probs, chosen, scores, queues, [e for e, q in enumerate(queues) if q.size])
+
+
+def schedule(routing: Routing) -> list:
+    """The patch-reorder unit's output: ``(expert, token, score)`` for every used expert's
+    queue, experts ascending, tokens in order."""
+    return [(e, int(t), int(routing.scores[t][list(routing.chosen[t]).index(e)]))
+            for e in routing.used for t in routing.queues[e]]
 
 
 def moe(x, routing: Routing, fc1_weight, fc1_bias, fc2_weight, fc2_bias,

@@ -141,6 +141,26 @@ def _attention(rng: np.random.Generator) -> dict:
     return out
 
 
+def _moe(rng: np.random.Generator) -> dict:
+    """Router logits of every config, ``<config>.logits`` ``(tokens, experts)``, and the
+    patch-reorder unit's output ``<config>.schedule`` ``(entries, 3)``: expert, token, score.
+
+    The last quarter of the experts is never chosen (their logits are the lowest code), so
+    their weights must never be fetched; row 1 is all ties.
+    """
+    from pyref.config import CONFIGS
+
+    out = {}
+    for config in CONFIGS.values():
+        logits = ACT.quantise(rng.normal(0, 2, (config.tokens, config.experts)))
+        logits[:, config.experts - config.experts // 4:] = ACT.min_code
+        logits[1] = logits[1, 0]
+        routing = intmodel.route_logits(logits, config.top_k)
+        out.update({f"{config.name}.logits": logits,
+                    f"{config.name}.schedule": np.array(intmodel.schedule(routing))})
+    return out
+
+
 #: Images and attention parallelism of the ``trace`` set.
 TRACE_IMAGES = 8
 TRACE_PARALLELISM = 1
@@ -193,8 +213,7 @@ def _op(name: str):
 #: kernel hold its inputs and outputs under the kernel's argument names.
 GENERATORS = {**{name: _op(name) for name in opcases.OPCASES},
               "mac": _mac, "softmax": _softmax, "linear": _linear, "attention": _attention,
-              "layernorm": _layernorm,
-              "trace": _trace}
+              "moe": _moe, "layernorm": _layernorm, "trace": _trace}
 
 
 def fingerprint() -> str:

@@ -10,12 +10,13 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 from rich.table import Table
 
 from pyref import data
-from pyref.config import get_config
+from pyref.config import HW_CONFIGS, get_config
 from pyref.intmodel import IntModel
 from scripts import fidelity, report
 from scripts.common import REPORT, main, make_console, seed_argument
@@ -51,6 +52,25 @@ def golden_speed(seed: int) -> dict:
             "m3vit_tiny_trace_seconds": round(time.perf_counter() - start, 3)}
 
 
+#: Attention parallelisms of the bandwidth sweep (ecp5-85f's chunk width).
+SWEEP_PARALLELISMS = (1, 2, 4, 8)
+
+
+def variants() -> list:
+    """Designs measured only here: the attention unit at each parallelism of the sweep, and
+    both units with the edge-moe parameter set (too big for the ECP5; cycles only)."""
+    attention, linear = DESIGNS["attention"], DESIGNS["linear"]
+    edge = HW_CONFIGS["edge-moe"]
+    sweep = [replace(attention, name=f"attention_p{p}", params={**attention.params,
+                                                               "parallelism": p})
+             for p in SWEEP_PARALLELISMS]
+    return sweep + [
+        replace(linear, name="linear_edge_moe", params={"hw": edge.name}),
+        replace(attention, name="attention_edge_moe",
+                params={"hw": edge.name, "parallelism": edge.parallelism}),
+    ]
+
+
 @main
 def run(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
@@ -64,6 +84,8 @@ def run(argv=None):
     for seed in range(args.seed, args.seed + args.seeds):
         console.print(f"[bold]seed {seed}[/bold]")
         runs[seed] = simulate(names, seed, False, console)
+    console.print("[bold]parameter variants (first seed)[/bold]")
+    extra = simulate(variants(), args.seed, False, console)
     table = Table(title=f"make bench: {args.seeds} seeds from {args.seed}")
     for column in ("unit", "vectors", "mismatches", "cycles", "ideal", "MAC/cycle",
                    "sim cycles/s"):
@@ -91,12 +113,13 @@ def run(argv=None):
                   f"image, {golden['m3vit_tiny_trace_seconds']:.2f} s for an m3vit-tiny trace")
     REPORT.mkdir(parents=True, exist_ok=True)
     out = REPORT / "bench.json"
-    out.write_text(json.dumps({"seeds": list(runs), "units": rows, "golden": golden},
-                              indent=2) + "\n")
+    out.write_text(json.dumps({"seeds": list(runs), "units": rows, "variants": extra,
+                               "golden": golden}, indent=2) + "\n")
     console.print(f"wrote {out}")
     fidelity.run([])
     console.print(f"report: {report.write()}")
-    if not all(passed(r) for seed_runs in runs.values() for r in seed_runs.values()):
+    if not all(passed(r) for seed_runs in [*runs.values(), extra]
+               for r in seed_runs.values()):
         sys.exit(1)
 
 

@@ -13,6 +13,7 @@ from hw.emit import emit
 from hw.kernels import kernel_unit
 from hw.linear import LinearUnit
 from hw.mac import MacUnit
+from hw.moe import MoeUnit
 from hw.softmax_unit import SoftmaxUnit
 from pyref import vectors
 from pyref.config import CONFIGS, HW_CONFIGS, get_hw_config
@@ -103,6 +104,18 @@ def attention_unit(hw: str, parallelism: int) -> AttentionUnit:
                          max(c.head_dim for c in CONFIGS.values()))
 
 
+#: Words the MoE unit's memory model holds (it repeats through the address space).
+MOE_MEMORY_WORDS = 1024
+
+
+def moe_unit(hw: str) -> MoeUnit:
+    """The MoE unit for every config: the most experts and tokens, the set's port width."""
+    return MoeUnit(max(c.experts for c in CONFIGS.values()),
+                   max(c.top_k for c in CONFIGS.values()),
+                   max(c.tokens for c in CONFIGS.values()),
+                   get_hw_config(hw).port_bits, MOE_MEMORY_WORDS)
+
+
 DESIGNS = {d.name: d for d in [
     *(kernel_design(k) for k in flow.KERNELS),
     Design("mac", "mac", MacUnit, {"lanes": 4}, bench="sim.bench_mac"),
@@ -118,6 +131,11 @@ DESIGNS = {d.name: d for d in [
            kernels=(*flow.pipelines("requant"), *flow.pipelines("exp2"),
                     *flow.pipelines("reciprocal"), "attention_normalise"),
            bench="sim.bench_attention", bench_args={"configs": list(CONFIGS)}),
+    Design("moe", "moe_unit", moe_unit, {"hw": "ecp5-85f"},
+           kernels=(*flow.pipelines("exp2"), *flow.pipelines("reciprocal"), "normalise"),
+           bench="sim.bench_moe",
+           bench_args={"configs": list(CONFIGS), "memory_depth": MOE_MEMORY_WORDS,
+                       "port_width": HW_CONFIGS["ecp5-85f"].port_bits}),
 ]}
 
 

@@ -51,6 +51,8 @@ def write() -> str:
         lines += ["No simulation results yet: run `make sim`.", ""]
     lines += _fidelity_section()
     lines += _bench_section()
+    lines += _linear_section()
+    lines += _attention_section()
     reports = sorted(BITSTREAM.glob("*/report.json"))
     if reports:
         lines += ["## ECP5 implementation (`make bitstream`)", "",
@@ -146,6 +148,133 @@ def _bench_section() -> list:
                   f"(both tasks averaged), {g['m3vit_tiny_trace_seconds']:.2f} s for one "
                   "m3vit-tiny image with its full trace (random weights).", ""]
     return lines
+
+
+def _results() -> dict:
+    """Every unit result saved by `make sim` and `make bench`, by name."""
+    found = {}
+    for name in ("summary.json", "bench.json"):
+        path = REPORT / name
+        if path.exists():
+            saved = json.loads(path.read_text())
+            found.update(saved.get("variants", {}))
+            if name == "summary.json":
+                found.update(saved["units"])
+    return found
+
+
+def _bars(groups: dict, ylabel: str, title: str, path, line: float | None = None):
+    """Grouped bars: ``groups`` maps a series name to ``{label: value}``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = list(next(iter(groups.values())))
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    width = 0.8 / len(groups)
+    for k, (series, values) in enumerate(groups.items()):
+        ax.bar([i + k * width for i in range(len(labels))], [values[x] for x in labels],
+               width, label=series)
+    if line is not None:
+        ax.axhline(line, color="grey", linestyle="--", linewidth=1)
+    ax.set_xticks([i + width * (len(groups) - 1) / 2 for i in range(len(labels))], labels,
+                  rotation=30, ha="right")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _linear_section() -> list:
+    """MAC utilisation of the linear unit per layer: useful MACs / (tile * cycles)."""
+    results = _results()
+    sets = {"ecp5-85f": results.get("linear"), "edge-moe": results.get("linear_edge_moe")}
+    sets = {k: v for k, v in sets.items() if v and "breakdown" in v}
+    if not sets:
+        return []
+    layers = list(next(iter(sets.values()))["breakdown"])
+    lines = ["## Linear unit: MAC utilisation per layer (`make sim`, `make bench`)", "",
+             "| layer | " + " | ".join(f"{k} cycles | {k} utilisation" for k in sets) + " |",
+             "|---" * (1 + 2 * len(sets)) + "|"]
+    for layer in layers:
+        cells = [f"{r['breakdown'][layer]['cycles']} | "
+                 f"{100 * r['breakdown'][layer]['utilisation']:.1f} %"
+                 for r in sets.values() if layer in r["breakdown"]]
+        lines.append(f"| {layer} | " + " | ".join(cells) + " |")
+    big = [x for x in layers if x.startswith("m3vit-tiny")]
+    if big:
+        groups = {k: {x.split(".")[1]: 100 * r["breakdown"][x]["utilisation"] for x in big}
+                  for k, r in sets.items() if all(x in r["breakdown"] for x in big)}
+        _bars(groups, "MAC utilisation (%)", "Linear unit on m3vit-tiny's layers",
+              REPORT / "linear_utilisation.png", line=90)
+        lines += ["", "![linear unit utilisation](linear_utilisation.png)"]
+    lines += ["", "Each layer runs alone from its first input to its last output, so the first "
+              "weight tile's load and the pipeline's fill are counted. The heads (head0: one "
+              "token; head1: 11 outputs on a 16- or 8-wide tile) are outside M³ViT's FPGA "
+              "kernel and are shown for completeness.", ""]
+    return lines
+
+
+def _attention_section() -> list:
+    """The attention unit's traffic per key step against its parallelism P."""
+    results = _results()
+    sweep = {int(n.removeprefix("attention_p")): r for n, r in results.items()
+             if n.startswith("attention_p") and "breakdown" in r}
+    if not sweep:
+        return []
+    config = "m3vit-tiny"
+    lines = ["## Attention reordering: traffic per key step against P (`make bench`)", "",
+             f"{config}, all three heads, chunk width of the ecp5-85f set. Rows are "
+             "head_dim values of 2 bytes.", "",
+             "| P | cycles | key steps | bytes per step | peak rows per step (q, k, v, out) "
+             "| bytes per cycle | without reordering: peak q rows per step |",
+             "|---|---|---|---|---|---|---|"]
+    rows = {}
+    for p in sorted(sweep):
+        b = sweep[p]["breakdown"][config]
+        t = b["traffic"]
+        peaks = ", ".join(f"{t[n]['peak_rows_per_step']:g}" for n in ("q", "k", "v", "o"))
+        per_cycle = t["bytes_per_step"] * b["steps"] / b["cycles"]
+        rows[p] = (b["cycles"], t["bytes_per_step"], per_cycle,
+                   max(t[n]["peak_rows_per_step"] for n in ("q", "o")))
+        lines.append(f"| {p} | {b['cycles']} | {b['steps']} | {t['bytes_per_step']:.1f} | "
+                     f"{peaks} | {per_cycle:.2f} | {p} |")
+    _plot_attention(rows, REPORT / "attention_bandwidth.png")
+    lines += ["", "![attention traffic against P](attention_bandwidth.png)", "",
+              "With reordering each key step reads one key row, one value row and at most one "
+              "query row, and writes at most one finished row, whatever P; the cycles fall "
+              "as 1/P. Without it (every query of a block starting at key 0), a block's first "
+              "step needs all P query rows at once: the last column, from the schedule.", ""]
+    return lines
+
+
+def _plot_attention(rows: dict, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ps = sorted(rows)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3))
+    left.plot(ps, [rows[p][3] for p in ps], "o-", label="measured, reordered")
+    left.plot(ps, ps, "s--", label="without reordering")
+    left.set_xlabel("parallelism P")
+    left.set_ylabel("peak q/out rows per key step")
+    left.legend()
+    right.plot(ps, [rows[p][1] for p in ps], "o-", label="bytes per key step")
+    right.plot(ps, [rows[p][2] for p in ps], "s-", label="bytes per cycle")
+    right.set_xlabel("parallelism P")
+    twin = right.twinx()
+    twin.plot(ps, [rows[p][0] / 1e3 for p in ps], "^:", color="grey", label="kcycles")
+    twin.set_ylabel("kcycles (grey)")
+    right.legend(loc="center right")
+    fig.suptitle("Attention unit: constant traffic per step, cycles falling with P")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 @main

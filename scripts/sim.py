@@ -20,25 +20,25 @@ from sim import runner
 
 
 def simulate(names, seed: int, waves: bool, console: Console) -> dict:
-    """Run the benches of ``names``; return ``{name: results}``."""
+    """Run the benches of designs ``names`` (or `Design` objects); return ``{name: results}``."""
     for name in vectors.GENERATORS:
         vectors.ensure(name, VECTORS, seed)
     units = {}
     columns = [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
-        for name in names:
-            design = DESIGNS[name]
-            task = progress.add_task(f"{name}: emitting Verilog")
+        for design in names:
+            design = DESIGNS[design] if isinstance(design, str) else design
+            task = progress.add_task(f"{design.name}: emitting Verilog")
             sources = design.verilog()
-            progress.update(task, description=f"{name}: Verilator build and cocotb bench")
+            progress.update(task, description=f"{design.name}: Verilator build and cocotb bench")
             start = time.monotonic()
             result = runner.run(design.bench_spec(sources), vectors=VECTORS,
                                 build=SIM, seed=seed, waves=waves)
             result["wall_s"] = round(time.monotonic() - start, 2)
-            units[name] = result
+            units[design.name] = result
             progress.remove_task(task)
             status = "ok" if passed(result) else "[red]FAILED[/red]"
-            console.print(f"{name}: {status} ({result['wall_s']} s)")
+            console.print(f"{design.name}: {status} ({result['wall_s']} s)")
     return units
 
 

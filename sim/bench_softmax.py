@@ -72,7 +72,7 @@ async def reset_mid_row(dut):
     inputs, expected = tb.beats(rows[-tb.info["lanes"] * 2:])
     await tb.reset()
     half = [dict(b, last=0) for b in inputs[:len(inputs) // 4]]
-    await tb.transfer({"i": half}, 0, 20 * len(half))
+    await tb.transfer({"i": half}, {}, 20 * len(half))
     await ClockCycles(dut.clk, 5)
     result = await tb.run(inputs, expected)  # run() resets first
     assert result["mismatches"] == 0, f"{result['mismatches']} mismatches after a reset"

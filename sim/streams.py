@@ -69,21 +69,21 @@ class Scoreboard:
     def __init__(self, log):
         self.log = log
 
-    def compare(self, got: list, expected: list) -> int:
+    def compare(self, got: list, expected: list, port: str = "o") -> int:
         """Count mismatches (missing and extra values count too) and log the first few."""
         mismatches = abs(len(expected) - len(got))
         if len(got) != len(expected):
-            self.log.error("%d results arrived, %d expected", len(got), len(expected))
+            self.log.error("%s: %d results arrived, %d expected", port, len(got), len(expected))
         for index, (g, e) in enumerate(zip(got, expected, strict=False)):
             if g != e:
                 if mismatches < 5:
-                    self.log.error("mismatch at #%d: got %s, expected %s", index, g, e)
+                    self.log.error("%s: mismatch at #%d: got %s, expected %s", port, index, g, e)
                 mismatches += 1
         return mismatches
 
 
 class StreamTB:
-    """Clock, reset, a source for every stream input and a sink for output ``o``.
+    """Clock, reset, a source for every stream input and a sink for every stream output.
 
     The runner passes the run through the environment: ``LUMOE_PORTS`` (the port JSON of
     `hw.emit`), ``LUMOE_VECTORS`` (vector directory), ``LUMOE_SEED`` and ``LUMOE_RESULTS``.
@@ -116,7 +116,8 @@ class StreamTB:
         self.counter = CycleCounter(dut.clk)
         self.sources = {n: StreamSource(dut, n, d["shape"], rng, pause=p)
                         for n, d in streams.items() if d["flow"] == "in"}
-        self.sink = StreamSink(dut, "o", streams["o"]["shape"], rng, pause=p)
+        self.sinks = {n: StreamSink(dut, n, d["shape"], rng, pause=p)
+                      for n, d in streams.items() if d["flow"] == "out"}
         self.scoreboard = Scoreboard(self.log)
         self.first_cycle = self.last_cycle = None
         #: Set to log the cycle of every transfer of the next run, per port, in beat_cycles.
@@ -130,60 +131,79 @@ class StreamTB:
         self.dut.rst.value = 0
         await RisingEdge(self.dut.clk)
 
-    async def transfer(self, inputs: dict, count: int, max_cycles: int) -> list:
-        """Send each source's list of ``inputs`` and take up to ``count`` results from ``o``,
-        stopping after ``max_cycles`` (a hang). Time-stamps the first input and last result."""
+    async def transfer(self, inputs: dict, counts: dict, max_cycles: int) -> dict:
+        """Send each source's list of ``inputs`` and take up to ``counts[name]`` results from
+        each sink, stopping after ``max_cycles`` (a hang). Time-stamps the first input and
+        the last result."""
         pending = {name: list(reversed(values)) for name, values in inputs.items()}
         holding = dict.fromkeys(pending, False)
-        got = []
+        got = {name: [] for name in counts}
         start = self.counter.now
-        while ((len(got) < count or any(pending.values()))
-               and self.counter.now - start < max_cycles):
+
+        def wanting():
+            return any(len(got[n]) < c for n, c in counts.items())
+
+        while (wanting() or any(pending.values())) and self.counter.now - start < max_cycles:
             for name, values in pending.items():
                 source = self.sources[name]
                 if not holding[name] and values and not source.hold_back():
                     source.payload.value = pack(source.shape, values[-1])
                     source.valid.value = holding[name] = 1
-            self.sink.ready.value = int(len(got) < count and not self.sink.hold_back())
+            for name, count in counts.items():
+                sink = self.sinks[name]
+                sink.ready.value = int(len(got[name]) < count and not sink.hold_back())
             await ReadOnly()
             taken = [name for name in pending if holding[name] and self.sources[name].ready.value]
-            took = self.sink.valid.value == 1 and self.sink.ready.value == 1
-            if took:
-                got.append(unpack(self.sink.shape, self.sink.payload.value.to_unsigned()))
-                self.last_cycle = self.counter.now
+            for name in counts:
+                sink = self.sinks[name]
+                if sink.valid.value == 1 and sink.ready.value == 1:
+                    got[name].append(unpack(sink.shape, sink.payload.value.to_unsigned()))
+                    self.last_cycle = self.counter.now
+                    taken.append(name)
             if self.log_beats:
-                for name in taken + ["o"] * took:
+                for name in taken:
                     self.beat_cycles.setdefault(name, []).append(self.counter.now)
             await RisingEdge(self.counter.clk)
             for name in taken:
-                pending[name].pop()
-                holding[name] = False
-                self.sources[name].valid.value = 0
-                if self.first_cycle is None:
-                    self.first_cycle = self.counter.now - 1
+                if name in pending:
+                    pending[name].pop()
+                    holding[name] = False
+                    self.sources[name].valid.value = 0
+                    if self.first_cycle is None:
+                        self.first_cycle = self.counter.now - 1
         for name in pending:
             self.sources[name].valid.value = 0
-        self.sink.ready.value = 0
+        for sink in self.sinks.values():
+            sink.ready.value = 0
         return got
 
-    async def run(self, inputs, expected: list) -> dict:
+    async def run(self, inputs, expected) -> dict:
         """Send ``inputs`` (a list for source ``i``, or lists by source name), collect as
-        many results as ``expected`` holds plus any surplus, and score them."""
+        many results as ``expected`` holds (a list for sink ``o``, or lists by sink name)
+        plus any surplus, and score them."""
         inputs = inputs if isinstance(inputs, dict) else {"i": inputs}
+        expected = expected if isinstance(expected, dict) else {"o": expected}
         await self.reset()
         self.first_cycle = self.last_cycle = None
         self.beat_cycles = {}
         beats = sum(len(v) for v in inputs.values())
-        got = await self.transfer(inputs, len(expected), 100 + 20 * (beats + len(expected)))
+        results = sum(len(v) for v in expected.values())
+        got = await self.transfer(inputs, {n: len(v) for n, v in expected.items()},
+                                  100 + 20 * (beats + results))
         last = self.last_cycle
         # Keep taking results for a while, never stalling: a unit that emits too many fails.
-        self.sink.pause, pause = 0.0, self.sink.pause
-        got += await self.transfer({}, beats + 1, self.DRAIN_CYCLES)
-        self.sink.pause, self.last_cycle = pause, last
-        mismatches = self.scoreboard.compare(got, expected)
+        pauses = {n: s.pause for n, s in self.sinks.items()}
+        for sink in self.sinks.values():
+            sink.pause = 0.0
+        surplus = await self.transfer({}, {n: beats + 1 for n in expected}, self.DRAIN_CYCLES)
+        for name, sink in self.sinks.items():
+            sink.pause = pauses[name]
+        self.last_cycle = last
+        mismatches = sum(self.scoreboard.compare(got[n] + surplus[n], expected[n], n)
+                         for n in expected)
         cycles = (last - self.first_cycle + 1
-                  if got and last is not None and self.first_cycle is not None else 0)
-        return {"vectors": len(expected), "mismatches": mismatches, "cycles": cycles}
+                  if last is not None and self.first_cycle is not None else 0)
+        return {"vectors": results, "mismatches": mismatches, "cycles": cycles}
 
     def record(self, name: str, result: dict):
         """Add this test's result to the runner's results file."""

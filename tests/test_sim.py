@@ -75,6 +75,15 @@ def test_attention_unit_is_bit_exact_at_constant_traffic_per_step(tmp_path, hw, 
     assert traffic["q"]["peak_rows_per_step"] == traffic["o"]["peak_rows_per_step"] == 1.0
 
 
+def test_moe_unit_fetches_only_the_chosen_experts(tmp_path):
+    result = run_case(tmp_path, "moe", {}, 4, configs=["tiny"])
+    assert (result["tests"], result["failed"], result["mismatches"]) == (2, 0, 0)
+    tiny = result["breakdown"]["tiny"]
+    # The moe set never chooses tiny's last expert: no byte of its weights may move.
+    assert tiny["bytes_per_expert"][-1] == tiny["unused_expert_bytes"] == 0
+    assert tiny["read_bytes"] == sum(tiny["bytes_per_expert"]) > 0
+
+
 def test_scoreboard_counts_every_wrong_result(tmp_path, monkeypatch):
     generate = vectors.GENERATORS["requant"]
 

@@ -1,0 +1,66 @@
+"""The k largest values of each row of a stream, with their positions."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from pyref.formats import PROB
+
+
+def choice_layout(k: int, max_len: int) -> data.StructLayout:
+    """A row's ``k`` best positions and their values, best first."""
+    return data.StructLayout({"index": data.ArrayLayout(range(max_len), k),
+                              "value": data.ArrayLayout(PROB.shape(), k)})
+
+
+class TopK(wiring.Component):
+    """The ``k`` largest `PROB` values of each row, best first; among equal values the
+    earlier position wins (as a stable sort, `pyref.intmodel.route`).
+
+    Each value is inserted into a sorted list of ``k`` registers as it arrives, so the choice
+    is ready the cycle after a row's last value. Rows need at least ``k`` values.
+
+    Parameters
+    ----------
+    k, max_len : int
+
+    Members
+    -------
+    i : In(stream.Signature(StructLayout({"value": PROB, "last": 1})))
+    o : Out(stream.Signature(choice_layout(k, max_len)))
+    """
+
+    def __init__(self, k: int, max_len: int):
+        self.k, self.max_len = k, max_len
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({"value": PROB.shape(), "last": 1}))),
+            "o": Out(stream.Signature(choice_layout(k, max_len))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        best = Signal(choice_layout(self.k, self.max_len))
+        position = Signal(range(self.max_len))
+        value = self.i.payload.value
+        # The list is sorted, so the slots the new value beats (strictly, or empty ones: a
+        # row's first values fill them) are the tail from its place on; that tail moves down.
+        beats = [(value > best.value[r]) | (position <= r) for r in range(self.k)]
+        inserted = Signal(choice_layout(self.k, self.max_len))
+        for r in range(self.k):
+            m.d.comb += [inserted.index[r].eq(best.index[r]), inserted.value[r].eq(best.value[r])]
+            with m.If(beats[r]):
+                m.d.comb += [inserted.index[r].eq(position), inserted.value[r].eq(value)]
+                if r:
+                    with m.If(beats[r - 1]):
+                        m.d.comb += [inserted.index[r].eq(best.index[r - 1]),
+                                     inserted.value[r].eq(best.value[r - 1])]
+
+        accept = self.i.valid & self.i.ready
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(accept):
+            m.d.sync += [best.eq(inserted), position.eq(position + 1)]
+            with m.If(self.i.payload.last):
+                m.d.sync += [self.o.payload.eq(inserted), self.o.valid.eq(1), position.eq(0)]
+        return m
