@@ -34,8 +34,9 @@ class AttentionUnit(wiring.Component):
     ``P``. Lanes keep their state across jobs, so heads follow one another without a gap;
     a ``flush`` job sends the last rows out.
 
-    A step takes one cycle per chunk of ``width`` values, and at least two (the
-    accumulators' loops take two cycles): a one-chunk step is followed by an idle cycle.
+    A step takes one cycle per chunk of ``width`` values, and at least `min_step_cycles`:
+    a lane's total and output chunks are updated in loops of that many cycles, so the steps
+    of short rows wait.
 
     Streams (rows in chunks of ``width``, chunk 0 first; docs/hardware.md):
 
@@ -86,6 +87,7 @@ class AttentionUnit(wiring.Component):
                    burst_layout(lanes, self.max_chunks, self.v_depth)),
             self.output)
         self.fifo_depth = 1 << (self.pipe.latency + 2 * self.max_chunks).bit_length()
+        self.min_step_cycles = max(AttentionSoftmax.min_spacing, self.output.loop_latency)
         super().__init__({
             "cmd": In(stream.Signature(command_layout(hw.max_tokens, self.max_chunks))),
             "q": In(stream.Signature(data.ArrayLayout(ACT.shape(), width))),
@@ -145,18 +147,25 @@ class AttentionUnit(wiring.Component):
         finalize = Mux(first_chunk, (key < lanes) & pending.bit_select(key, 1), step_finalize)
         done = Mux(flush, 0, ~flags.active.as_value().any())
         credit = promised <= self.fifo_depth - job.chunks
-        # Steps stay AttentionSoftmax.min_spacing (two) cycles apart.
-        issue, resting = Signal(), Signal()
-        m.d.sync += resting.eq(issue & first_chunk & (job.chunks == 1))
+        # The last chunks of two steps are at least min_step_cycles apart.
+        issue = Signal()
+        spacing = self.min_step_cycles
+        since_last = Signal(range(spacing + 1), init=spacing)
+        last_chunk = chunk == job.chunks - 1
+        with m.If(issue & last_chunk):
+            m.d.sync += since_last.eq(1)
+        with m.Elif(since_last < spacing):
+            m.d.sync += since_last.eq(since_last + 1)
 
         slot = pipe.i.payload
         m.d.comb += [
-            issue.eq(busy & ~done & ~resting & (flush | (self.k.valid & self.v.valid))
+            issue.eq(busy & ~done & (~last_chunk | (since_last == spacing))
+                     & (flush | (self.k.valid & self.v.valid))
                      & (~starts | self.q.valid) & (~(first_chunk & finalize) | credit)),
             pipe.i.valid.eq(issue),
             slot.k.eq(self.k.payload), slot.q.eq(self.q.payload),
             slot.starts.eq(starts), slot.start_lane.eq(key), slot.chunk.eq(chunk),
-            slot.last.eq(chunk == job.chunks - 1),
+            slot.last.eq(last_chunk),
             slot.pre_shift.eq(ACC.frac - 2 * ACT.frac - job.scale_shift),
             slot.flags.eq(flags), slot.chunks.eq(job.chunks),
             slot.finalize.eq(finalize), slot.final_lane.eq(key),
@@ -186,7 +195,7 @@ class AttentionUnit(wiring.Component):
                 m.d.sync += [step_base.eq(write_at), step_finalize.eq(finalize)]
                 with m.If(key < lanes):
                     m.d.sync += pending.bit_select(key, 1).eq(starts)
-            with m.If(chunk == job.chunks - 1):
+            with m.If(last_chunk):
                 m.d.sync += [chunk.eq(0), key.eq(key + 1)]
                 with m.If(flush & (key == lanes - 1)):
                     m.d.sync += busy.eq(0)

@@ -1,6 +1,6 @@
 """Attention's output accumulators: A·V with the softmax's rescaling, and the late divide."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In
 from hw.attention_softmax import factors_layout
 from hw.delay import delayed
 from hw.kernels import kernel_pipe
+from hw.mac_array import limb_product
 from hw.softmax_state import EXPONENT, MANTISSA
 from hw.xls_pipe import lockstep
 from pyref.formats import ACT, ATTN, PROB
@@ -28,11 +29,12 @@ class AttentionOutput(wiring.Component):
 
     Each step (one key) runs as a burst of one cycle per chunk. Each lane keeps its row
     (`ATTN` codes) in a small memory, one chunk per word; a chunk's update reads it, makes
-    one product per value (``out * power`` when the maximum rose, else ``power * v``:
-    the other factor is exactly 1) and writes it back two cycles later, so steps must be at
-    least two chunks long. A query's first key sets ``out = 2^15 * v``. The lane named by
-    ``finalize`` first sends its finished row, chunk by chunk, through `lanes` XLS
-    ``attention_normalise`` pipelines with the reciprocal its query ended with.
+    one product per value (``out * power`` when the maximum rose, else ``power * v``: the
+    other factor is exactly 1) in registered 17-bit limbs, and writes it back
+    `loop_latency` cycles later, so a lane's steps must be at least that far apart. A
+    query's first key sets ``out = 2^15 * v``. The lane named by ``finalize`` first sends
+    its finished row, chunk by chunk, through `lanes` XLS ``attention_normalise``
+    pipelines with the reciprocal its query ended with.
 
     The value buffer is written by the owner (``v_en, v_addr, v_data``) when a key's chunks
     arrive, and read here at the step's ``base``.
@@ -62,6 +64,8 @@ class AttentionOutput(wiring.Component):
         self.rows = [Memory(shape=data.ArrayLayout(ATTN.shape(), width), depth=max_chunks,
                             init=[]) for _ in range(lanes)]
         self.normalise = [kernel_pipe("attention_normalise") for _ in range(width)]
+        #: Cycles from a chunk's read to its write back: a row's steps must be this far apart.
+        self.loop_latency = 4
         self.latency = 1 + self.normalise[0].latency  # from a chunk's cycle to its output
         super().__init__({
             **lockstep(burst_layout(lanes, max_chunks, v_depth),
@@ -99,36 +103,38 @@ class AttentionOutput(wiring.Component):
                 with m.If(self.i.payload.end_lane == j):
                     m.d.sync += [recip.r.eq(self.i.payload.r), recip.e.eq(self.i.payload.e)]
 
-        # B0: read the chunk of every lane's row and of the values; B1: the products and the
-        # finished row; B2: the new chunks written back.
+        # B0 reads each lane's chunk and the values; B1 has them (and sends a finished row
+        # out); B2 registers them and each product's operand; B3 registers the partial
+        # products of 17-bit limbs (one multiplier each); B4 has their sum and writes the
+        # new chunk back.
         load = self.values.read_port()
         m.d.comb += load.addr.eq(step.base + now_chunk)
         b1 = delayed(m, step, 1, "b1")
         b1_valid = delayed(m, going, 1, "b1_valid")
-        b1_chunk = delayed(m, now_chunk, 1, "b1_chunk")
-        b2 = delayed(m, b1, 1, "b2")
-        b2_valid = delayed(m, b1_valid, 1, "b2_valid")
-        b2_chunk = delayed(m, b1_chunk, 1, "b2_chunk")
-        v2 = delayed(m, load.data, 1, "v2")
-        one_v = [v << PROB.frac for v in v2]  # term * v for a term of exactly 1
+        late = delayed(m, b1, self.loop_latency - 1, "late")
+        late_valid = delayed(m, b1_valid, self.loop_latency - 1, "late_valid")
+        late_chunk = delayed(m, now_chunk, self.loop_latency, "late_chunk")
+        late_v = delayed(m, load.data, self.loop_latency - 1, "late_v")
+        one_v = [v << PROB.frac for v in late_v]  # term * v for a term of exactly 1
         leaving = []
         for j, row in enumerate(self.rows):
             m.submodules[f"row{j}"] = row
             write = row.write_port()
             read = row.read_port(transparent_for=(write,))
             m.d.comb += read.addr.eq(now_chunk)
-            old2 = delayed(m, read.data, 1, f"old{j}")
             leaving.append(read.data)
+            old = delayed(m, read.data, self.loop_latency - 1, f"old{j}")
+            power = delayed(m, b1.power[j], 1, f"power{j}")
             new = []
             for w in range(self.width):
-                operand = Mux(b1.rises[j], read.data[w], load.data[w])
-                product = Signal(signed(ATTN.bits + PROB.bits + 1), name=f"product{j}_{w}",
-                                 reset_less=True)
-                m.d.sync += product.eq(operand * b1.power[j])
+                operand = delayed(m, Mux(b1.rises[j], read.data[w], load.data[w]), 1,
+                                  f"operand{j}_{w}")
+                product = limb_product(m, operand, power, f"product{j}_{w}")
                 rescaled = (product + (1 << (PROB.frac - 1))) >> PROB.frac
-                new.append(Mux(b2.flags.first[j], one_v[w],
-                               Mux(b2.rises[j], rescaled + one_v[w], old2[w] + product)))
-            m.d.comb += [write.en.eq(b2_valid & b2.flags.active[j]), write.addr.eq(b2_chunk),
+                new.append(Mux(late.flags.first[j], one_v[w],
+                               Mux(late.rises[j], rescaled + one_v[w], old[w] + product)))
+            m.d.comb += [write.en.eq(late_valid & late.flags.active[j]),
+                         write.addr.eq(late_chunk),
                          *[write.data[w].eq(value) for w, value in enumerate(new)]]
 
         # The finished row of the finalised lane, divided by its total.

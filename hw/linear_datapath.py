@@ -31,9 +31,10 @@ def slot_layout(tile_in: int, depth: int, max_tokens: int) -> data.StructLayout:
 class LinearDatapath(wiring.Component):
     """Lock-step (`hw.xls_pipe.lockstep`): slots in, one row of activations per ``last`` slot.
 
-    Stage 0 writes a streamed chunk into the activation buffer (or reads a stored one);
-    stage 1 feeds it to the `MacArray`, which reads ``tile`` at stage 2; at stage
-    `sum_stage` the tile's dot products join the token's partial sums. The partial-sum
+    Stage 0 writes a streamed chunk into the activation buffer (or reads a stored one, which
+    is registered at the block RAM's output); stage 2 feeds it to the `MacArray`, which
+    reads ``tile`` at stage 3; at stage `sum_stage` the tile's dot products join the
+    token's partial sums. The partial-sum
     memory is read a cycle ahead and is transparent to its own write, so a token's next
     chunk may follow the previous one by a single cycle. ``bias`` is read at `sum_stage`.
 
@@ -53,13 +54,13 @@ class LinearDatapath(wiring.Component):
     """
 
     #: Cycles from a slot's entry to the stage where the MAC tile reads ``tile``, minus one.
-    tile_delay = 1
+    tile_delay = 2
 
     def __init__(self, tile_in: int, tile_out: int, max_tokens: int, max_chunks: int):
         self.depth = max_tokens * max_chunks
         self.mac = MacArray(tile_out, tile_in)
         self.lanes = RequantLanes(tile_out)
-        self.sum_stage = 1 + self.mac.latency
+        self.sum_stage = self.tile_delay + self.mac.latency
         self.latency = self.sum_stage + self.lanes.latency
         self.acts = Memory(shape=data.ArrayLayout(ACT.shape(), tile_in), depth=self.depth,
                            init=[])
@@ -86,10 +87,11 @@ class LinearDatapath(wiring.Component):
         store, load = self.acts.write_port(), self.acts.read_port()
         m.d.comb += [store.en.eq(self.i.valid & slot.from_stream), store.addr.eq(slot.addr),
                      store.data.eq(slot.x), load.addr.eq(slot.addr)]
-        streamed = delayed(m, slot.x, 1, "streamed")
-        m.d.comb += [mac.i.valid.eq(delayed(m, self.i.valid, 1, "valid1")),
-                     mac.i.payload.eq(Mux(delayed(m, slot.from_stream, 1, "from_stream1"),
-                                          streamed, load.data)),
+        stage = self.tile_delay
+        stored = delayed(m, load.data, stage - 1, "stored")
+        m.d.comb += [mac.i.valid.eq(delayed(m, self.i.valid, stage, "valid_mac")),
+                     mac.i.payload.eq(Mux(delayed(m, slot.from_stream, stage, "from_stream"),
+                                          delayed(m, slot.x, stage, "streamed"), stored)),
                      mac.tile.eq(self.tile)]
 
         # -- sum stage: start from the bias or zero, or add to the stored partial sums

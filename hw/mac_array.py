@@ -26,12 +26,32 @@ def registered_sum(m: Module, terms: list, name: str) -> tuple:
     return terms[0], levels
 
 
+def limb_product(m: Module, x, y, name: str):
+    """``x * y`` two cycles later, for a signed ``x`` of any width and ``y`` of at most 17
+    bits: registered partial products of 17-bit limbs of ``x`` (one MULT18X18D each), then
+    their registered sum."""
+    limbs = -(-(len(x) - 1) // 17)
+    partials = []
+    for i in range(limbs):
+        top = i == limbs - 1
+        limb = x[17 * i:] if top else x[17 * i:17 * (i + 1)]
+        partial = Signal(signed(len(limb) + len(y) + 1), name=f"{name}_limb{i}",
+                         reset_less=True)
+        m.d.sync += partial.eq((limb.as_signed() if top else limb) * y)
+        partials.append(partial)
+    total = Signal(signed(len(x) + len(y) + 1), name=name, reset_less=True)
+    m.d.sync += total.eq(sum(p << (17 * i) for i, p in enumerate(partials)))
+    return total
+
+
 class MacArray(wiring.Component):
     """Dot products of an activation vector with each row of ``tile``, every cycle.
 
-    A lock-step pipeline (`hw.xls_pipe.lockstep`): the products are registered (as the ECP5
-    multipliers want), then each row's sum goes through `registered_sum`. ``tile`` is read
-    in the cycle after a vector enters, so its owner may change it between vectors.
+    A lock-step pipeline (`hw.xls_pipe.lockstep`). Both operands of every multiplier come
+    from a register of its own (each row keeps a copy of the vector, so no register drives
+    more than one multiplier and each can move into its MULT18X18D), the products are
+    registered, then each row's sum goes through `registered_sum`. ``tile`` is read in the
+    cycle after a vector enters, so its owner may change it between vectors.
 
     Parameters
     ----------
@@ -47,7 +67,7 @@ class MacArray(wiring.Component):
 
     def __init__(self, rows: int, cols: int):
         self.rows, self.cols = rows, cols
-        self.latency = 2 + (cols - 1).bit_length()
+        self.latency = 3 + (cols - 1).bit_length()
         super().__init__({
             "i": In(stream.Signature(data.ArrayLayout(ACT.shape(), cols), always_ready=True)),
             "tile": In(tile_layout(rows, cols)),
@@ -56,12 +76,16 @@ class MacArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # The vector waits a cycle in a register, the tile's owner switches tiles meanwhile.
+        # The vector waits a cycle in a register while the tile's owner switches tiles.
         x = delayed(m, self.i.payload, 1, "x")
+        tile = Signal.like(self.tile, reset_less=True)
+        m.d.sync += tile.eq(self.tile)
         for r in range(self.rows):
+            row_x = Signal.like(x, name=f"x_row{r}", reset_less=True)
+            m.d.sync += row_x.eq(x)
             products = [Signal(signed(ACT.bits + WEIGHT.bits), name=f"product{r}_{k}",
                                reset_less=True) for k in range(self.cols)]
-            m.d.sync += [p.eq(x[k] * self.tile[r][k]) for k, p in enumerate(products)]
+            m.d.sync += [p.eq(row_x[k] * tile[r][k]) for k, p in enumerate(products)]
             total, _ = registered_sum(m, products, f"sum{r}_")
             m.d.comb += self.o.payload[r].eq(total)
         m.d.comb += self.o.valid.eq(delayed(m, self.i.valid, self.latency, "valid"))

@@ -192,22 +192,31 @@ def schedule(routing: Routing) -> list:
             for e in routing.used for t in routing.queues[e]]
 
 
-def moe(x, routing: Routing, fc1_weight, fc1_bias, fc2_weight, fc2_bias,
-        act: QFormat = ACT) -> np.ndarray:
-    """Experts of one image ``(tokens, dim)`` in patch-reordered form.
+def combine(routing: Routing, outputs: dict, act: QFormat = ACT) -> np.ndarray:
+    """The MoE scatter: ``sum over experts of score * y`` per token, rounded once.
 
-    Each used expert gathers its queue, runs fc1+GELU and fc2 on the linear unit, and its
-    ``score * y`` is scattered back into an accumulator (exact, so the order of experts
-    does not matter); one requantisation at the end.
+    ``outputs`` maps each used expert to its ``act`` outputs, one row per token of its
+    queue. The accumulator (``PROB.frac + act.frac`` fraction bits) is exact, so the order
+    of the experts does not matter.
     """
-    acc = np.zeros(x.shape, dtype=np.int64)  # PROB.frac + ACT.frac fraction bits
+    dim = next(iter(outputs.values())).shape[-1]
+    acc = np.zeros((len(routing.chosen), dim), dtype=np.int64)
     for e in routing.used:
         queue = routing.queues[e]
-        hidden = linear(x[queue], fc1_weight[e], fc1_bias[e], gelu=True, act=act)
-        y = linear(hidden, fc2_weight[e], fc2_bias[e], act=act)
         score = np.where(routing.chosen[queue] == e, routing.scores[queue], 0).sum(axis=-1)
-        acc[queue] += score[:, None] * y
+        acc[queue] += score[:, None] * outputs[e]
     return act.fit(act.round_shift(acc, PROB.frac))
+
+
+def moe(x, routing: Routing, fc1_weight, fc1_bias, fc2_weight, fc2_bias,
+        act: QFormat = ACT) -> np.ndarray:
+    """Experts of one image ``(tokens, dim)`` in patch-reordered form: each used expert
+    gathers its queue and runs fc1+GELU and fc2 on the linear unit, then `combine`."""
+    outputs = {}
+    for e in routing.used:
+        hidden = linear(x[routing.queues[e]], fc1_weight[e], fc1_bias[e], gelu=True, act=act)
+        outputs[e] = linear(hidden, fc2_weight[e], fc2_bias[e], act=act)
+    return combine(routing, outputs, act)
 
 
 # -- the model ---------------------------------------------------------------------------

@@ -161,6 +161,26 @@ def _moe(rng: np.random.Generator) -> dict:
     return out
 
 
+def _combine(rng: np.random.Generator) -> dict:
+    """The MoE scatter of every config: ``<config>.schedule`` (expert, token, score per
+    queue entry, as the patch-reorder unit sends them), ``<config>.y`` (the experts' outputs,
+    one row per entry, full-scale rows included) and ``<config>.out``."""
+    from pyref.config import CONFIGS
+
+    out = {}
+    for config in CONFIGS.values():
+        logits = ACT.quantise(rng.normal(0, 2, (config.tokens, config.experts)))
+        routing = intmodel.route_logits(logits, config.top_k)
+        y = ACT.quantise(rng.normal(0, 4, (2 * config.tokens, config.dim)))
+        y[0], y[1] = ACT.min_code, ACT.max_code
+        rows = np.cumsum([0] + [len(routing.queues[e]) for e in routing.used])
+        outputs = {e: y[a:b] for e, a, b in zip(routing.used, rows[:-1], rows[1:], strict=True)}
+        out.update({f"{config.name}.schedule": np.array(intmodel.schedule(routing)),
+                    f"{config.name}.y": y[:rows[-1]],
+                    f"{config.name}.out": intmodel.combine(routing, outputs)})
+    return out
+
+
 #: Images and attention parallelism of the ``trace`` set.
 TRACE_IMAGES = 8
 TRACE_PARALLELISM = 1
@@ -213,7 +233,7 @@ def _op(name: str):
 #: kernel hold its inputs and outputs under the kernel's argument names.
 GENERATORS = {**{name: _op(name) for name in opcases.OPCASES},
               "mac": _mac, "softmax": _softmax, "linear": _linear, "attention": _attention,
-              "moe": _moe, "layernorm": _layernorm, "trace": _trace}
+              "moe": _moe, "combine": _combine, "layernorm": _layernorm, "trace": _trace}
 
 
 def fingerprint() -> str:

@@ -1,8 +1,10 @@
 """make bench: heavy measurements kept out of CI.
 
 Runs every unit bench over several seeds (bit-exactness must hold for each) and records
-cycles, MAC rate and Verilator speed; times the integer golden model (tiny per image, and
-one m3vit-tiny image with its full trace); reruns `make fidelity`. Results go to
+cycles, MAC rate and Verilator speed; then, at the first seed, the parameter variants: the
+attention unit at P = 1, 2, 4 and 8 (traffic per key step) and the linear and attention
+units with the edge-moe set. Times the integer golden model (tiny per image, and one
+m3vit-tiny image with its full trace); reruns `make fidelity`. Results go to
 build/report/bench.json and the report.
 """
 
@@ -102,6 +104,7 @@ def run(argv=None):
             "ideal_cycles": first["ideal_cycles"],
             "macs_per_cycle": round(first["macs"] / first["cycles"], 3) if first["macs"] else 0,
             "sim_cycles_per_s": round(sum(r["sim_cycles_per_s"] for r in per_seed) / len(per_seed)),
+            **({"breakdown": first["breakdown"]} if "breakdown" in first else {}),
         }
         r = rows[name]
         table.add_row(name, str(r["vectors"]), str(r["mismatches"]), str(r["cycles"]),
@@ -113,8 +116,8 @@ def run(argv=None):
                   f"image, {golden['m3vit_tiny_trace_seconds']:.2f} s for an m3vit-tiny trace")
     REPORT.mkdir(parents=True, exist_ok=True)
     out = REPORT / "bench.json"
-    out.write_text(json.dumps({"seeds": list(runs), "units": rows, "variants": extra,
-                               "golden": golden}, indent=2) + "\n")
+    out.write_text(json.dumps({"seeds": list(runs), "written": time.time(), "units": rows,
+                               "variants": extra, "golden": golden}, indent=2) + "\n")
     console.print(f"wrote {out}")
     fidelity.run([])
     console.print(f"report: {report.write()}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from hls import flow
 from hw.attention import AttentionUnit
 from hw.emit import emit
+from hw.expert_combine import ExpertCombine
 from hw.kernels import kernel_unit
 from hw.linear import LinearUnit
 from hw.mac import MacUnit
@@ -64,7 +65,9 @@ class Design:
         """Emit the design and its kernels; returns every Verilog source, top first."""
         unit = self.component()
         extra = {"peak_macs_per_cycle": getattr(unit, "peak_macs_per_cycle", 0),
-                 "latency": getattr(unit, "latency", 0), **self.params, **self.bench_args}
+                 "latency": getattr(unit, "latency", 0),
+                 "min_step_cycles": getattr(unit, "min_step_cycles", 1),
+                 **self.params, **self.bench_args}
         if "kernel" in self.params:
             k = flow.KERNELS[self.params["kernel"]]
             extra.update(inputs=list(k.inputs), outputs=list(k.outputs))
@@ -104,6 +107,13 @@ def attention_unit(hw: str, parallelism: int) -> AttentionUnit:
                          max(c.head_dim for c in CONFIGS.values()))
 
 
+def expert_combine(hw: str) -> ExpertCombine:
+    """The MoE scatter for every config, as wide as the linear unit's output tile."""
+    lanes = get_hw_config(hw).tile_out
+    return ExpertCombine(lanes, max(c.tokens for c in CONFIGS.values()),
+                         max(-(-c.dim // lanes) for c in CONFIGS.values()))
+
+
 #: Words the MoE unit's memory model holds (it repeats through the address space).
 MOE_MEMORY_WORDS = 1024
 
@@ -136,6 +146,8 @@ DESIGNS = {d.name: d for d in [
            bench="sim.bench_moe",
            bench_args={"configs": list(CONFIGS), "memory_depth": MOE_MEMORY_WORDS,
                        "port_width": HW_CONFIGS["ecp5-85f"].port_bits}),
+    Design("combine", "expert_combine", expert_combine, {"hw": "ecp5-85f"},
+           bench="sim.bench_combine", bench_args={"configs": list(CONFIGS)}),
 ]}
 
 

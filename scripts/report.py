@@ -151,15 +151,15 @@ def _bench_section() -> list:
 
 
 def _results() -> dict:
-    """Every unit result saved by `make sim` and `make bench`, by name."""
+    """Every unit result with a breakdown saved by `make bench` and `make sim` (the later
+    run of the two wins), by name."""
+    runs = [json.loads(p.read_text()) for p in (REPORT / "bench.json", REPORT / "summary.json")
+            if p.exists()]
     found = {}
-    for name in ("summary.json", "bench.json"):
-        path = REPORT / name
-        if path.exists():
-            saved = json.loads(path.read_text())
-            found.update(saved.get("variants", {}))
-            if name == "summary.json":
-                found.update(saved["units"])
+    for saved in sorted(runs, key=lambda r: r.get("written", 0)):
+        for name, result in {**saved.get("units", {}), **saved.get("variants", {})}.items():
+            if "breakdown" in result:
+                found[name] = result
     return found
 
 

@@ -71,7 +71,7 @@ def run(argv=None):
     units = simulate(args.designs or list(DESIGNS), args.seed, args.waves, console)
     REPORT.mkdir(parents=True, exist_ok=True)
     path = REPORT / "summary.json"
-    summary = {"seed": args.seed, "units": units}
+    summary = {"seed": args.seed, "written": time.time(), "units": units}
     if args.designs and path.exists():
         # A subset run updates its units in a summary of the same seed.
         earlier = json.loads(path.read_text())

@@ -74,16 +74,17 @@ class TB(StreamTB):
                 "chunks": chunks, "tokens": tokens}
 
     def ideal(self, job: dict) -> int:
-        """A cycle to take the first command; one chunk per cycle, and a cycle's rest after a
-        one-chunk step; a cycle to find each head done (in that rest if there is one), when
-        the next command is taken; the flush up to the lane of the last query (the others
-        finished during the head); then that row's way out."""
+        """A cycle to take the first command; one chunk per cycle, with the last chunks of
+        two steps at least ``min_step_cycles`` apart; a cycle to find each head done (unless
+        a step's wait covers it), in which the next command is taken; the flush up to the
+        lane of the last query (the others finished during the head); then that row's way
+        out, a chunk per cycle."""
         lanes, chunks = self.info["parallelism"], job["chunks"]
-        rest = max(chunks, 2) - chunks
+        step_cycles = max(chunks, self.info["min_step_cycles"])
         steps = job["steps"] + (job["tokens"] - 1) % lanes + 1
         heads = len(job["inputs"]["cmd"]) - 1
-        return (1 + steps * (chunks + rest) - rest + heads * (1 - rest)
-                + self.info["latency"] + chunks - 1)
+        last_chunk = chunks + (steps - 1) * step_cycles + heads * (step_cycles == chunks)
+        return last_chunk + self.info["latency"] + chunks
 
     def traffic(self, job: dict) -> dict:
         """Rows moved per key step, from the transfer log of the last run: the mean over the
@@ -92,7 +93,7 @@ class TB(StreamTB):
         chunks = job["chunks"]
         starts = self.beat_cycles["k"][::chunks]
         # The last step's window is as long as a step; the flush after it reads no keys.
-        edges = np.append(starts, starts[-1] + max(chunks, 2))
+        edges = np.append(starts, starts[-1] + max(chunks, self.info["min_step_cycles"]))
         out = {}
         for name in ("q", "k", "v", "o"):
             cycles = np.asarray(self.beat_cycles[name])
