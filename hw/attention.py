@@ -7,11 +7,18 @@ from amaranth.lib.wiring import In, Out
 
 from hw.attention_output import AttentionOutput, burst_layout
 from hw.attention_scores import AttentionScores, chunk_layout
-from hw.attention_softmax import AttentionSoftmax, factors_layout, lane_flags, step_layout
+from hw.attention_softmax import AttentionSoftmax, factors_layout, lane_flags
+from hw.attention_softmax import step_layout as scores_layout
 from hw.beside import Beside
 from hw.chain import Chain
 from pyref.config import ConfigError, HardwareConfig
 from pyref.formats import ACC, ACT, ATTN, PROB
+
+
+def step_layout(lanes: int) -> data.StructLayout:
+    """What the sequencer knows of a step: the lanes' flags, whether a query starts (on lane
+    ``key``), and whether no lane is busy (the head is done)."""
+    return data.StructLayout({"flags": lane_flags(lanes), "starts": 1, "done": 1})
 
 
 def command_layout(max_tokens: int, max_chunks: int) -> data.StructLayout:
@@ -82,7 +89,7 @@ class AttentionUnit(wiring.Component):
         self.pipe = Chain(
             Beside(scores, list(chunk_layout(lanes, width, self.max_chunks).members),
                    ["score"], slot, scored),
-            Beside(softmax, list(step_layout(lanes).members),
+            Beside(softmax, list(scores_layout(lanes).members),
                    list(factors_layout(lanes).members), scored,
                    burst_layout(lanes, self.max_chunks, self.v_depth)),
             self.output)
@@ -131,18 +138,29 @@ class AttentionUnit(wiring.Component):
         bad = (self.cmd.payload.chunks == 0) | (~self.cmd.payload.flush
                                                 & (self.cmd.payload.tokens == 0))
 
-        # This step's lanes. Lane j works on block `base`'s query once the key index has
-        # reached j, and on the previous block's query before that.
-        n, flush = job.tokens, job.flush
-        flags = Signal(lane_flags(lanes))
-        for j in range(lanes):
-            this_block = key >= j
-            has = Mux(this_block, base + j < n, (base >= lanes) & (base - lanes + j < n))
-            final_key = n - 1 if j == 0 else j - 1
-            m.d.comb += [flags.active[j].eq(has & ~flush),
-                         flags.first[j].eq((key == j) & (base + j < n) & ~flush),
-                         flags.last[j].eq(has & (key == final_key) & ~flush)]
-        starts = (key < lanes) & (base + key < n) & ~flush
+        # The step's lanes, registered: they are computed for the step that comes next
+        # (after this one, or the first of a new command) and chosen when it begins, so no
+        # comparison sits between the counters and `issue`.
+        def step_of(key, base, job):
+            """The lanes of step (key, base) of ``job``: lane j works on block ``base``'s
+            query once the key index has reached j, and on the previous block's before."""
+            state = Signal(step_layout(lanes))
+            n, flush = job.tokens, job.flush
+            for j in range(lanes):
+                has = Mux(key >= j, base + j < n, (base >= lanes) & (base - lanes + j < n))
+                final_key = n - 1 if j == 0 else j - 1
+                m.d.comb += [state.flags.active[j].eq(has & ~flush),
+                             state.flags.first[j].eq((key == j) & (base + j < n) & ~flush),
+                             state.flags.last[j].eq(has & (key == final_key) & ~flush)]
+            m.d.comb += [state.starts.eq((key < lanes) & (base + key < n) & ~flush),
+                         state.done.eq(~flush & ~state.flags.active.as_value().any())]
+            return state
+
+        step = Signal(step_layout(lanes))
+        wraps = ~job.flush & (key == job.tokens - 1)
+        following = step_of(Mux(wraps, 0, key + 1), Mux(wraps, base + lanes, base), job)
+        fresh = step_of(0, 0, self.cmd.payload)
+        flags, starts, done, flush = step.flags, step.starts, step.done, job.flush
         first_chunk = chunk == 0
         finalize = Mux(first_chunk, (key < lanes) & pending.bit_select(key, 1), step_finalize)
         done = Mux(flush, 0, ~flags.active.as_value().any())
@@ -179,12 +197,14 @@ class AttentionUnit(wiring.Component):
         with m.If(busy & done):
             m.d.sync += busy.eq(0)
         m.d.comb += self.cmd.ready.eq(~busy | done)
+        with m.If(issue & last_chunk):
+            m.d.sync += step.eq(following)
         with m.If(self.cmd.valid & self.cmd.ready):
             with m.If(bad):
                 m.d.sync += self.error.eq(1)
             with m.Else():
                 m.d.sync += [job.eq(self.cmd.payload), busy.eq(1), base.eq(0), key.eq(0),
-                             chunk.eq(0)]
+                             chunk.eq(0), step.eq(fresh)]
 
         taken = self.o.valid & self.o.ready
         promise = Mux(issue & first_chunk & finalize, job.chunks, 0)
@@ -199,6 +219,6 @@ class AttentionUnit(wiring.Component):
                 m.d.sync += [chunk.eq(0), key.eq(key + 1)]
                 with m.If(flush & (key == lanes - 1)):
                     m.d.sync += busy.eq(0)
-                with m.If(~flush & (key == n - 1)):
+                with m.If(wraps):
                     m.d.sync += [key.eq(0), base.eq(base + lanes)]
         return m

@@ -5,10 +5,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 
+from hw.arith import limb_product
 from hw.attention_softmax import factors_layout
 from hw.delay import delayed
 from hw.kernels import kernel_pipe
-from hw.mac_array import limb_product
 from hw.softmax_state import EXPONENT, MANTISSA
 from hw.xls_pipe import lockstep
 from pyref.formats import ACT, ATTN, PROB

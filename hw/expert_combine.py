@@ -1,10 +1,12 @@
 """The MoE layer's scatter: each expert's outputs, weighted by their scores, summed per token."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.arith import times_constant
+from hw.delay import delayed
 from pyref.formats import ACT, PROB
 
 
@@ -46,9 +48,12 @@ class ExpertCombine(wiring.Component):
         self.sum_shape = signed(2 * PROB.frac + 2)
         self.sums = Memory(shape=data.ArrayLayout(self.sum_shape, lanes),
                            depth=max_tokens * max_chunks, init=[])
-        self.entries = Memory(shape=data.StructLayout({"token": range(max_tokens),
+        # An entry keeps its token as the first address of the token's row.
+        self.entries = Memory(shape=data.StructLayout({"row": range(max_tokens * max_chunks),
                                                        "score": PROB.shape()}),
                               depth=max_tokens, init=[])
+        #: Cycles from a y beat to its sum's write.
+        self.latency = 3
         super().__init__({
             "cmd": In(stream.Signature(data.StructLayout({
                 "tokens": range(max_tokens + 1), "chunks": range(max_chunks + 1)}))),
@@ -63,28 +68,42 @@ class ExpertCombine(wiring.Component):
         m.submodules.entries = self.entries
         store_entry = self.entries.write_port()
         entry = self.entries.read_port(transparent_for=(store_entry,))
-        store, load = self.sums.write_port(), self.sums.read_port()
+        store = self.sums.write_port()
+        load = self.sums.read_port(transparent_for=(store,))
 
         job = Signal(self.cmd.payload.shape())
         queued = Signal(range(self.max_tokens + 1))  # entries of the current expert
         final = Signal()  # the current expert is the layer's last
         index = Signal(range(self.max_tokens))  # the entry of the current y beat
         chunk = Signal(range(self.max_chunks))
-        token = Signal(range(self.max_tokens))  # the row being sent out
+        sent = Signal(range(self.max_tokens + 1))  # rows sent out
+        row = Signal(range(self.max_tokens * self.max_chunks))  # the first address of the next
+        settling = Signal(range(self.latency + 1))
+        clearing, cleared = Signal(), Signal.like(store.addr)  # a chunk sent, to clear
 
-        # The entry of the next y beat is read ahead, so it is there when the beat is.
-        m.d.comb += entry.addr.eq(index)
-
-        # A y beat's sum is read in its cycle and written back, with the product, in the
-        # next; two beats of one expert never share a row and chunk, so nothing is missed.
-        added = Signal()
-        added_addr = Signal.like(store.addr)
-        added_score = Signal(PROB.shape())
-        added_y = Signal.like(self.y.payload)
-        m.d.sync += added.eq(0)
-        m.d.comb += [store.addr.eq(added_addr), store.en.eq(added)]
+        # A y beat goes through four stages: its entry (read ahead) and the beat are
+        # registered with the sum's address; the sum is read and the score times the beat
+        # registered; the sum leaves the block RAM's output register; the new sum is
+        # written. Two beats of one expert never share a row and chunk, and between experts
+        # the queue's cycles pass, so no read misses a write but one in its own cycle (the
+        # port is transparent).
+        took = Signal()
+        addr = Signal.like(store.addr)
+        score = Signal(PROB.shape())
+        beat = Signal.like(self.y.payload)
+        m.d.sync += [took.eq(0), clearing.eq(0)]
+        products = [Signal(self.sum_shape, name=f"product{k}", reset_less=True)
+                    for k in range(self.lanes)]
+        m.d.sync += [p.eq(score * beat[k]) for k, p in enumerate(products)]
+        summed = delayed(m, took, 2, "summed")
+        summed_addr = delayed(m, addr, 2, "summed_addr")
+        late_products = delayed(m, Cat(*products), 1, "late_products")
+        stored = delayed(m, load.data, 1, "stored")
+        m.d.comb += [load.addr.eq(addr), entry.addr.eq(index),
+                     store.en.eq(summed), store.addr.eq(summed_addr)]
         for k in range(self.lanes):
-            m.d.comb += store.data[k].eq(load.data[k] + added_score * added_y[k])
+            product = late_products[k * self.sum_shape.width:(k + 1) * self.sum_shape.width]
+            m.d.comb += store.data[k].eq(stored[k] + product.as_signed())
 
         with m.FSM():
             with m.State("idle"):
@@ -95,7 +114,8 @@ class ExpertCombine(wiring.Component):
             with m.State("queue"):
                 m.d.comb += [self.queue.ready.eq(1), store_entry.en.eq(self.queue.valid),
                              store_entry.addr.eq(queued),
-                             store_entry.data.token.eq(self.queue.payload.token),
+                             store_entry.data.row.eq(
+                                 times_constant(self.queue.payload.token, self.max_chunks)),
                              store_entry.data.score.eq(self.queue.payload.score)]
                 with m.If(self.queue.valid):
                     m.d.sync += [queued.eq(queued + 1), final.eq(self.queue.payload.final)]
@@ -105,11 +125,10 @@ class ExpertCombine(wiring.Component):
                 take = self.y.valid & self.y.ready
                 ends = index == queued - 1
                 m.d.comb += [self.y.ready.eq(1),
-                             load.addr.eq(entry.data.token * self.max_chunks + chunk),
                              entry.addr.eq(Mux(take, Mux(ends, 0, index + 1), index))]
                 with m.If(take):
-                    m.d.sync += [added.eq(1), added_addr.eq(load.addr),
-                                 added_score.eq(entry.data.score), added_y.eq(self.y.payload),
+                    m.d.sync += [took.eq(1), addr.eq(entry.data.row + chunk),
+                                 score.eq(entry.data.score), beat.eq(self.y.payload),
                                  index.eq(Mux(ends, 0, index + 1))]
                     with m.If(ends):
                         m.d.sync += chunk.eq(chunk + 1)
@@ -117,27 +136,33 @@ class ExpertCombine(wiring.Component):
                             m.d.sync += [chunk.eq(0), queued.eq(0)]
                             m.next = "queue"
                             with m.If(final):
+                                m.d.sync += settling.eq(self.latency)
                                 m.next = "settle"
             with m.State("settle"):
-                m.next = "rows"  # the last product is written back
+                # The last sums are written back before the rows are read.
+                m.d.sync += settling.eq(settling - 1)
+                with m.If(settling == 1):
+                    m.next = "rows"
             with m.State("rows"):
-                # Read ahead: a row chunk is read when the output register is free, and
-                # cleared in the same cycle (the read returns the old value).
+                # Rows leave token by token; each chunk is read when the output register is
+                # free, and cleared in the next cycle.
                 advance = ~self.o.valid | self.o.ready
-                more = token < job.tokens
-                m.d.comb += [load.addr.eq(token * self.max_chunks + chunk),
-                             load.en.eq(advance)]
+                more = sent < job.tokens
+                m.d.comb += [load.addr.eq(row + chunk), load.en.eq(advance)]
                 with m.If(self.o.valid & self.o.ready):
                     m.d.sync += self.o.valid.eq(0)
                 with m.If(advance & more):
-                    m.d.comb += [store.en.eq(1), store.addr.eq(load.addr),
-                                 *[store.data[k].eq(0) for k in range(self.lanes)]]
-                    m.d.sync += [self.o.valid.eq(1), chunk.eq(chunk + 1)]
+                    m.d.sync += [self.o.valid.eq(1), chunk.eq(chunk + 1),
+                                 clearing.eq(1), cleared.eq(load.addr)]
                     with m.If(chunk == job.chunks - 1):
-                        m.d.sync += [chunk.eq(0), token.eq(token + 1)]
+                        m.d.sync += [chunk.eq(0), row.eq(row + self.max_chunks),
+                                     sent.eq(sent + 1)]
                 with m.If(advance & ~more):
-                    m.d.sync += token.eq(0)
+                    m.d.sync += [row.eq(0), sent.eq(0)]
                     m.next = "idle"
+        with m.If(clearing):
+            m.d.comb += [store.en.eq(1), store.addr.eq(cleared),
+                         *[store.data[k].eq(0) for k in range(self.lanes)]]
         for k in range(self.lanes):
             rounded = (load.data[k] + (1 << (PROB.frac - 1))) >> PROB.frac
             m.d.comb += self.o.payload[k].eq(Mux(rounded > ACT.max_code, ACT.max_code,

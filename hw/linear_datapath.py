@@ -34,9 +34,7 @@ class LinearDatapath(wiring.Component):
     Stage 0 writes a streamed chunk into the activation buffer (or reads a stored one, which
     is registered at the block RAM's output); stage 2 feeds it to the `MacArray`, which
     reads ``tile`` at stage 3; at stage `sum_stage` the tile's dot products join the
-    token's partial sums. The partial-sum
-    memory is read a cycle ahead and is transparent to its own write, so a token's next
-    chunk may follow the previous one by a single cycle. ``bias`` is read at `sum_stage`.
+    token's partial sums. ``bias`` is read at `sum_stage`.
 
     Parameters
     ----------
@@ -94,14 +92,18 @@ class LinearDatapath(wiring.Component):
                                           delayed(m, slot.x, stage, "streamed"), stored)),
                      mac.tile.eq(self.tile)]
 
-        # -- sum stage: start from the bias or zero, or add to the stored partial sums
+        # -- sum stage: start from the bias or zero, or add to the stored partial sums. They
+        # are read two cycles ahead and registered at the block RAM's output. A token's next
+        # chunk is in the next pass, which cannot start before its tile's rows have loaded
+        # (at least tile_delay + 1 cycles): so the read always comes after the write.
         write = self.sums.write_port()
-        read = self.sums.read_port(transparent_for=(write,))
-        ahead = delayed(m, slot.control, self.sum_stage - 1, "ahead")
-        at_sum = delayed(m, ahead, 1, "at_sum")
+        read = self.sums.read_port()
+        ahead = delayed(m, slot.control, self.sum_stage - 2, "ahead")
+        at_sum = delayed(m, ahead, 2, "at_sum")
         m.d.comb += read.addr.eq(ahead.token)
+        stored = delayed(m, read.data, 1, "stored")
         total = [mac.o.payload[k] + Mux(at_sum.first, Mux(at_sum.bias, self.bias[k], 0),
-                                        read.data[k])
+                                        stored[k])
                  for k in range(len(self.bias))]
         m.d.comb += [
             write.en.eq(mac.o.valid), write.addr.eq(at_sum.token),

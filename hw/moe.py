@@ -113,10 +113,13 @@ class MoeUnit(wiring.Component):
         # The queues leave; an expert's first entry asks for its weights.
         wiring.connect(m, reorder.o, wiring.flipped(self.o))
         taken = self.o.valid & self.o.ready
+        # The request's multiply-add is registered on its way into the FIFO.
         fetch = Signal(request_layout())
-        m.d.comb += [fetch.addr.eq(job.weights + self.o.payload.expert * job.expert_words),
+        asking = Signal()
+        m.d.sync += [fetch.addr.eq(job.weights + self.o.payload.expert * job.expert_words),
                      fetch.beats.eq(job.expert_words),
-                     fetches.w_en.eq(taken & self.o.payload.first), fetches.w_data.eq(fetch),
+                     asking.eq(taken & self.o.payload.first)]
+        m.d.comb += [fetches.w_en.eq(asking), fetches.w_data.eq(fetch),
                      port.read_req.valid.eq(fetches.r_rdy),
                      port.read_req.payload.eq(fetches.r_data),
                      fetches.r_en.eq(port.read_req.ready),

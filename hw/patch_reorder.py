@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.arith import times_constant
 from hw.top_k import choice_layout
 from pyref.formats import PROB
 
@@ -62,7 +63,8 @@ class PatchReorder(wiring.Component):
             with m.If(expert == e):
                 m.d.comb += count.eq(c)
         writes = self.i.valid & ~reading
-        m.d.comb += [store.en.eq(writes), store.addr.eq(expert * self.max_tokens + count),
+        m.d.comb += [store.en.eq(writes),
+                     store.addr.eq(times_constant(expert, self.max_tokens) + count),
                      store.data.token.eq(token),
                      store.data.score.eq(self.i.payload.choice.value[rank]),
                      self.i.ready.eq(~reading & (rank == self.k - 1))]
@@ -91,7 +93,7 @@ class PatchReorder(wiring.Component):
         entry = (cursor < self.experts) & (position < here)
         ends = position == here - 1
         m.d.comb += [load.en.eq(advance & entry),
-                     load.addr.eq(cursor * self.max_tokens + position),
+                     load.addr.eq(times_constant(cursor, self.max_tokens) + position),
                      self.o.payload.token.eq(load.data.token),
                      self.o.payload.score.eq(load.data.score)]
         with m.If(self.o.valid & self.o.ready):

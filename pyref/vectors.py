@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pyref import approx, data, intmodel, opcases, ops
-from pyref.config import get_config
+from pyref.config import LinearLayer, get_config
 from pyref.formats import ACT, BIAS, FORMATS, WEIGHT
 
 FIX = "run `make vectors` to regenerate it"
@@ -90,8 +90,16 @@ def _layernorm(rng: np.random.Generator) -> dict:
     return out
 
 
+#: Layers at the edges of the linear unit's schedule, beside every config's layers: two
+#: tokens (a token's next chunk two slots later) and one token (every pass waits for its
+#: tile), on odd widths.
+EDGE_LAYERS = [LinearLayer("two_tokens", 2, 24, 12, gelu=True),
+               LinearLayer("one_token", 1, 20, 9, bias=False)]
+
+
 def _linear(rng: np.random.Generator) -> dict:
-    """Every linear layer of both configs (`ModelConfig.linear_layers`) with random data.
+    """Every linear layer of both configs (`ModelConfig.linear_layers`), and the
+    `EDGE_LAYERS` (as config ``edge``), with random data.
 
     Keys are ``<config>.<layer>.{x, weight, bias, y}``; a layer without bias has none.
     Activations are normal with a spread of 2 and weights scaled by ``1/sqrt(inputs)``, so
@@ -100,9 +108,10 @@ def _linear(rng: np.random.Generator) -> dict:
     from pyref.config import CONFIGS
 
     out = {}
-    for config in CONFIGS.values():
-        for layer in config.linear_layers():
-            key = f"{config.name}.{layer.name}"
+    sets = {**{c.name: c.linear_layers() for c in CONFIGS.values()}, "edge": EDGE_LAYERS}
+    for name, layers in sets.items():
+        for layer in layers:
+            key = f"{name}.{layer.name}"
             x = ACT.quantise(rng.normal(0, 2, (layer.tokens, layer.inputs)))
             x[0] = np.where(rng.integers(2, size=layer.inputs), ACT.max_code, ACT.min_code)
             weight = WEIGHT.quantise(rng.normal(0, layer.inputs**-0.5,
@@ -181,6 +190,20 @@ def _combine(rng: np.random.Generator) -> dict:
     return out
 
 
+#: Values of the ``residual`` set: a multiple of every lane count the benches use.
+RESIDUAL_VALUES = 16 * 1024
+
+
+def _residual(rng: np.random.Generator) -> dict:
+    """Pairs of activations ``a, b`` and their saturating sum ``y``; the first pairs are
+    the edges of every sign, so both limits saturate."""
+    a, b = ACT.random(rng, RESIDUAL_VALUES), ACT.random(rng, RESIDUAL_VALUES)
+    edges = ACT.edges()
+    pairs = np.array([(x, y) for x in edges for y in edges])
+    a[:len(pairs)], b[:len(pairs)] = pairs[:, 0], pairs[:, 1]
+    return {"a": a, "b": b, "y": intmodel.residual(a, b)}
+
+
 #: Images and attention parallelism of the ``trace`` set.
 TRACE_IMAGES = 8
 TRACE_PARALLELISM = 1
@@ -233,7 +256,8 @@ def _op(name: str):
 #: kernel hold its inputs and outputs under the kernel's argument names.
 GENERATORS = {**{name: _op(name) for name in opcases.OPCASES},
               "mac": _mac, "softmax": _softmax, "linear": _linear, "attention": _attention,
-              "moe": _moe, "combine": _combine, "layernorm": _layernorm, "trace": _trace}
+              "moe": _moe, "combine": _combine, "residual": _residual,
+              "layernorm": _layernorm, "trace": _trace}
 
 
 def fingerprint() -> str:

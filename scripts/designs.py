@@ -15,6 +15,7 @@ from hw.kernels import kernel_unit
 from hw.linear import LinearUnit
 from hw.mac import MacUnit
 from hw.moe import MoeUnit
+from hw.residual import ResidualAdd
 from hw.softmax_unit import SoftmaxUnit
 from pyref import vectors
 from pyref.config import CONFIGS, HW_CONFIGS, get_hw_config
@@ -148,6 +149,8 @@ DESIGNS = {d.name: d for d in [
                        "port_width": HW_CONFIGS["ecp5-85f"].port_bits}),
     Design("combine", "expert_combine", expert_combine, {"hw": "ecp5-85f"},
            bench="sim.bench_combine", bench_args={"configs": list(CONFIGS)}),
+    Design("residual", "residual_add", ResidualAdd,
+           {"lanes": HW_CONFIGS["ecp5-85f"].tile_out}, bench="sim.bench_residual"),
 ]}
 
 

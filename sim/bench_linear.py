@@ -29,13 +29,15 @@ class TB(StreamTB):
     """Linear bench: each layer becomes a command, its streams and its expected rows."""
 
     def layers(self):
-        """``(config, layer, arrays)`` for every layer of the configs under test."""
+        """``(set, layer, arrays)`` for every layer of the configs under test, then the
+        schedule's edge cases (`pyref.vectors.EDGE_LAYERS`)."""
         v = vectors.load("linear", self.vector_dir, self.seed)
-        for name in self.info["configs"]:
-            config = get_config(name)
-            for layer in config.linear_layers():
+        sets = {**{n: get_config(n).linear_layers() for n in self.info["configs"]},
+                "edge": vectors.EDGE_LAYERS}
+        for name, layers in sets.items():
+            for layer in layers:
                 key = f"{name}.{layer.name}"
-                yield config, layer, {k: v.get(f"{key}.{k}") for k in ("x", "weight", "bias", "y")}
+                yield name, layer, {k: v.get(f"{key}.{k}") for k in ("x", "weight", "bias", "y")}
 
     def job(self, layer, arrays) -> tuple[dict, list]:
         """One layer's beats per input stream, and its expected output beats."""
@@ -63,9 +65,9 @@ class TB(StreamTB):
         """Per layer: its name, streams, expected beats, slots and useful MACs."""
         hw = get_hw_config(self.info["hw"])
         jobs = []
-        for config, layer, arrays in self.layers():
+        for name, layer, arrays in self.layers():
             streams, expected = self.job(layer, arrays)
-            jobs.append({"name": f"{config.name}.{layer.name}", "streams": streams,
+            jobs.append({"name": f"{name}.{layer.name}", "streams": streams,
                          "expected": expected, "macs": layer.macs,
                          "slots": len(streams["x"]) * -(-layer.outputs // hw.tile_out)})
         return jobs

@@ -56,38 +56,41 @@ def test_patch_reorder_gives_each_used_experts_queue_in_token_order(experts, k, 
 @pytest.mark.parametrize("lanes,chunks", [(4, 2), (8, 1)])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
 def test_expert_combine_sums_weighted_expert_outputs(lanes, chunks, stall):
+    # Two layers one after the other: the second must not see the first's sums.
     rng = np.random.default_rng(lanes + chunks)
     tokens, experts, k = 9, 4, 2
-    routing = intmodel.route_logits(ACT.quantise(rng.normal(0, 2, (tokens, experts))), k)
-    y = {e: ACT.random(rng, (len(routing.queues[e]), lanes * chunks)) for e in routing.used}
-    y[routing.used[0]][0] = ACT.min_code  # a full-scale row
-    expected = intmodel.combine(routing, y)
-
-    dut = ExpertCombine(lanes, tokens, chunks)
-    schedule = intmodel.schedule(routing)
-    ends = [i + 1 == len(schedule) or schedule[i + 1][0] != e
-            for i, (e, _, _) in enumerate(schedule)]
-    queue = [{"token": t, "score": s, "last": int(end), "final": int(i + 1 == len(schedule))}
-             for i, ((_, t, s), end) in enumerate(zip(schedule, ends, strict=True))]
+    layers = []
+    for _ in range(2):
+        routing = intmodel.route_logits(ACT.quantise(rng.normal(0, 2, (tokens, experts))), k)
+        y = {e: ACT.random(rng, (len(routing.queues[e]), lanes * chunks)) for e in routing.used}
+        y[routing.used[0]][0] = ACT.min_code  # a full-scale row
+        layers.append((routing, y))
+    dut = ExpertCombine(lanes, tokens, chunks + 1)  # room for longer rows than these
     got = []
 
     async def drive(ctx):
-        await send(ctx, dut.cmd, [{"tokens": tokens, "chunks": chunks}], random.Random(1))
-        for e in routing.used:
-            mine = [q for q, (qe, _, _) in zip(queue, schedule, strict=True) if qe == e]
-            await send(ctx, dut.queue, mine, random.Random(e), idle=stall)
-            await send(ctx, dut.y, [row for c in range(chunks)
-                                    for row in y[e][:, c * lanes:(c + 1) * lanes].tolist()],
-                       random.Random(e + 10), idle=stall)
+        for routing, y in layers:
+            schedule = intmodel.schedule(routing)
+            await send(ctx, dut.cmd, [{"tokens": tokens, "chunks": chunks}], random.Random(1))
+            for e in routing.used:
+                mine = [(t, s) for se, t, s in schedule if se == e]
+                await send(ctx, dut.queue, [
+                    {"token": t, "score": s, "last": int(i == len(mine) - 1),
+                     "final": int(e == routing.used[-1] and i == len(mine) - 1)}
+                    for i, (t, s) in enumerate(mine)], random.Random(e), idle=stall)
+                await send(ctx, dut.y, [row for c in range(chunks)
+                                        for row in y[e][:, c * lanes:(c + 1) * lanes].tolist()],
+                           random.Random(e + 10), idle=stall)
 
     async def collect(ctx):
-        got.extend(await receive(ctx, dut.o, tokens * chunks, random.Random(2), stall))
+        got.extend(await receive(ctx, dut.o, 2 * tokens * chunks, random.Random(2), stall))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(drive)
     sim.add_testbench(collect)
-    sim.run_until(1e-8 * 3000)
+    sim.run_until(1e-8 * 6000)
+    expected = [intmodel.combine(routing, y) for routing, y in layers]
     assert [[int(v) for v in row] for row in got] == [
-        expected[t, c * lanes:(c + 1) * lanes].tolist() for t in range(tokens)
+        out[t, c * lanes:(c + 1) * lanes].tolist() for out in expected for t in range(tokens)
         for c in range(chunks)]

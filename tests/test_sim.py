@@ -13,7 +13,8 @@ from sim import runner
 
 #: Every kernel at one seed; the MAC and softmax units at two widths; a second seed on a few.
 CASES = ([(k, {}, 0) for k in flow.KERNELS]
-         + [("mac", {"lanes": 1}, 0), ("mac", {"lanes": 4}, 0), ("softmax", {"lanes": 2}, 0)]
+         + [("mac", {"lanes": 1}, 0), ("mac", {"lanes": 4}, 0), ("softmax", {"lanes": 2}, 0),
+            ("residual", {}, 0)]
          + [("requant", {}, 123), ("softmax_step", {}, 123), ("mac", {"lanes": 4}, 123),
             ("softmax", {"lanes": 3}, 123)])
 #: Tests per bench: every data test runs with and without stalls; the softmax bench adds a
@@ -49,7 +50,8 @@ def test_linear_unit_is_bit_exact_and_hides_weight_loads(tmp_path, hw, seed):
     result = run_case(tmp_path, "linear", {"hw": hw}, seed, configs=["tiny"])
     assert (result["tests"], result["failed"], result["mismatches"]) == (2, 0, 0)
     tile_out = get_hw_config(hw).tile_out
-    layers = {layer.name: layer for layer in get_config("tiny").linear_layers()}
+    layers = {layer.name: layer
+              for layer in get_config("tiny").linear_layers() + vectors.EDGE_LAYERS}
     assert len(result["breakdown"]) == len(layers)
     for name, measured in result["breakdown"].items():
         # A tile's rows load, one per cycle, once the previous tile has moved into the MAC

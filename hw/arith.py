@@ -1,0 +1,44 @@
+"""Arithmetic building blocks shaped for the ECP5: registered adder trees, wide products in
+18-bit multipliers, and multiplies by constants in adders."""
+
+from amaranth.hdl import Module, Signal, signed
+
+from pyref.formats import ACC
+
+
+def registered_sum(m: Module, terms: list, name: str) -> tuple:
+    """Add ``terms`` in a tree with a register after each level, so each stage holds one
+    carry chain. Returns the `ACC` sum and the levels (its latency)."""
+    levels = 0
+    while len(terms) > 1:
+        pairs = [terms[k:k + 2] for k in range(0, len(terms), 2)]
+        sums = [Signal(ACC.shape(), name=f"{name}{levels}_{k}", reset_less=True)
+                for k in range(len(pairs))]
+        m.d.sync += [total.eq(sum(pair)) for total, pair in zip(sums, pairs, strict=True)]
+        terms, levels = sums, levels + 1
+    return terms[0], levels
+
+
+def limb_product(m: Module, x, y, name: str):
+    """``x * y`` two cycles later, for a signed ``x`` of any width and ``y`` of at most 17
+    bits: registered partial products of 17-bit limbs of ``x`` (one MULT18X18D each), then
+    their registered sum."""
+    limbs = -(-(len(x) - 1) // 17)
+    partials = []
+    for i in range(limbs):
+        top = i == limbs - 1
+        limb = x[17 * i:] if top else x[17 * i:17 * (i + 1)]
+        partial = Signal(signed(len(limb) + len(y) + 1), name=f"{name}_limb{i}",
+                         reset_less=True)
+        m.d.sync += partial.eq((limb.as_signed() if top else limb) * y)
+        partials.append(partial)
+    total = Signal(signed(len(x) + len(y) + 1), name=name, reset_less=True)
+    m.d.sync += total.eq(sum(p << (17 * i) for i, p in enumerate(partials)))
+    return total
+
+
+def times_constant(value, constant: int):
+    """``value * constant`` as a sum of shifted copies of ``value``, one per set bit of the
+    constant: adders, where a multiply would take a DSP block and its routing."""
+    terms = [value << bit for bit in range(constant.bit_length()) if constant >> bit & 1]
+    return sum(terms) if terms else 0
