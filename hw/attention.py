@@ -1,6 +1,6 @@
 """The attention unit: one head at a time, P queries at once, with attention reordering."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -138,28 +138,43 @@ class AttentionUnit(wiring.Component):
         bad = (self.cmd.payload.chunks == 0) | (~self.cmd.payload.flush
                                                 & (self.cmd.payload.tokens == 0))
 
-        # The step's lanes, registered: they are computed for the step that comes next
-        # (after this one, or the first of a new command) and chosen when it begins, so no
-        # comparison sits between the counters and `issue`.
-        def step_of(key, base, job):
-            """The lanes of step (key, base) of ``job``: lane j works on block ``base``'s
-            query once the key index has reached j, and on the previous block's before."""
-            state = Signal(step_layout(lanes))
-            n, flush = job.tokens, job.flush
-            for j in range(lanes):
-                has = Mux(key >= j, base + j < n, (base >= lanes) & (base - lanes + j < n))
-                final_key = n - 1 if j == 0 else j - 1
-                m.d.comb += [state.flags.active[j].eq(has & ~flush),
-                             state.flags.first[j].eq((key == j) & (base + j < n) & ~flush),
-                             state.flags.last[j].eq(has & (key == final_key) & ~flush)]
-            m.d.comb += [state.starts.eq((key < lanes) & (base + key < n) & ~flush),
-                         state.done.eq(~flush & ~state.flags.active.as_value().any())]
-            return state
-
+        # The step's lanes, registered: they are worked out for the step that comes next
+        # (after this one, or the first of a new command) and taken when it begins. Lane j
+        # works on the query of block `base` once the key index has reached j, and on the
+        # previous block's before that; which blocks have a query on which lane is kept in
+        # registers too, so only comparisons with constants are left.
         step = Signal(step_layout(lanes))
-        wraps = ~job.flush & (key == job.tokens - 1)
-        following = step_of(Mux(wraps, 0, key + 1), Mux(wraps, base + lanes, base), job)
-        fresh = step_of(0, 0, self.cmd.payload)
+        current = Signal(lanes)  # lane j has a query in block `base`
+        previous = Signal(lanes)  # ... in block `base - P`
+        upcoming = Signal(lanes)  # ... in block `base + P`
+        last_key, before_last = Signal.like(key), Signal.like(key)  # tokens - 1, tokens - 2
+        m.d.sync += upcoming.eq(Cat(base + lanes + j < job.tokens for j in range(lanes)))
+        wraps = ~job.flush & (key == last_key)
+        following = Signal(step_layout(lanes))
+        for j in range(lanes):
+            # Whether the next step's key index is j (lane j's first key), j - 1 (its last,
+            # wrapping) or past j - 1.
+            if j == 0:
+                at_first, reached = wraps, 1
+                at_last = Mux(wraps, last_key == 0, key == before_last)
+            else:
+                at_first, reached = ~wraps & (key == j - 1), ~wraps & (key >= j - 1)
+                at_last = wraps if j == 1 else ~wraps & (key == j - 2)
+            this_block = Mux(wraps, upcoming[j], current[j])
+            has = Mux(reached, this_block, Mux(wraps, current[j], previous[j])) & ~job.flush
+            m.d.comb += [following.flags.active[j].eq(has),
+                         following.flags.first[j].eq(at_first & this_block & ~job.flush),
+                         following.flags.last[j].eq(has & at_last)]
+        m.d.comb += [following.starts.eq(following.flags.first.as_value().any()),
+                     following.done.eq(~job.flush & ~following.flags.active.as_value().any())]
+        # The first step of a command: only lane 0 has a query, which ends at once if there
+        # is a single token.
+        tokens = self.cmd.payload.tokens
+        fresh = Signal(step_layout(lanes))
+        flush_cmd = self.cmd.payload.flush
+        m.d.comb += [fresh.flags.active[0].eq(~flush_cmd), fresh.flags.first[0].eq(~flush_cmd),
+                     fresh.flags.last[0].eq(~flush_cmd & (tokens == 1)),
+                     fresh.starts.eq(~flush_cmd), fresh.done.eq(0)]
         flags, starts, done, flush = step.flags, step.starts, step.done, job.flush
         first_chunk = chunk == 0
         finalize = Mux(first_chunk, (key < lanes) & pending.bit_select(key, 1), step_finalize)
@@ -199,12 +214,16 @@ class AttentionUnit(wiring.Component):
         m.d.comb += self.cmd.ready.eq(~busy | done)
         with m.If(issue & last_chunk):
             m.d.sync += step.eq(following)
+            with m.If(wraps):
+                m.d.sync += [previous.eq(current), current.eq(upcoming)]
         with m.If(self.cmd.valid & self.cmd.ready):
             with m.If(bad):
                 m.d.sync += self.error.eq(1)
             with m.Else():
                 m.d.sync += [job.eq(self.cmd.payload), busy.eq(1), base.eq(0), key.eq(0),
-                             chunk.eq(0), step.eq(fresh)]
+                             chunk.eq(0), step.eq(fresh), previous.eq(0),
+                             current.eq(Cat(j < tokens for j in range(lanes))),
+                             last_key.eq(tokens - 1), before_last.eq(tokens - 2)]
 
         taken = self.o.valid & self.o.ready
         promise = Mux(issue & first_chunk & finalize, job.chunks, 0)

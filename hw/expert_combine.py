@@ -1,6 +1,6 @@
 """The MoE layer's scatter: each expert's outputs, weighted by their scores, summed per token."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -97,13 +97,12 @@ class ExpertCombine(wiring.Component):
         m.d.sync += [p.eq(score * beat[k]) for k, p in enumerate(products)]
         summed = delayed(m, took, 2, "summed")
         summed_addr = delayed(m, addr, 2, "summed_addr")
-        late_products = delayed(m, Cat(*products), 1, "late_products")
+        late_products = [delayed(m, p, 1, f"late_product{k}") for k, p in enumerate(products)]
         stored = delayed(m, load.data, 1, "stored")
         m.d.comb += [load.addr.eq(addr), entry.addr.eq(index),
                      store.en.eq(summed), store.addr.eq(summed_addr)]
-        for k in range(self.lanes):
-            product = late_products[k * self.sum_shape.width:(k + 1) * self.sum_shape.width]
-            m.d.comb += store.data[k].eq(stored[k] + product.as_signed())
+        for k, product in enumerate(late_products):
+            m.d.comb += store.data[k].eq(stored[k] + product)
 
         with m.FSM():
             with m.State("idle"):
