@@ -126,6 +126,9 @@ def _linear(rng: np.random.Generator) -> dict:
 
 #: Attention parallelisms the ``attention`` set has results for.
 ATTENTION_PARALLELISMS = (1, 2, 3, 4, 8)
+#: Heads at the edges of the attention unit's schedule, as (tokens, head_dim): one token (a
+#: query's first key is its last), and fewer tokens than lanes.
+EDGE_HEADS = ((1, 16), (2, 16), (3, 16))
 
 
 def _attention(rng: np.random.Generator) -> dict:
@@ -133,11 +136,17 @@ def _attention(rng: np.random.Generator) -> dict:
     ``<config>.p<P>.y`` for each of `ATTENTION_PARALLELISMS` (the key order depends on P).
 
     Each head has its own spread (0.25 to 6), so some rows' softmax is nearly flat and some
-    is dominated by one key; head 0 has a full-scale query, key and value row.
+    is dominated by one key; head 0 has a full-scale query, key and value row. The
+    `EDGE_HEADS` are ``edge.h<i>.{q, k, v, p<P>.y}``, one head each.
     """
     from pyref.config import CONFIGS
 
     out = {}
+    for i, shape in enumerate(EDGE_HEADS):
+        q, k, v = (ACT.quantise(rng.normal(0, 3, shape)) for _ in range(3))
+        out.update({f"edge.h{i}.q": q, f"edge.h{i}.k": k, f"edge.h{i}.v": v})
+        for p in ATTENTION_PARALLELISMS:
+            out[f"edge.h{i}.p{p}.y"] = intmodel.attention_head(q, k, v, p)
     for config in CONFIGS.values():
         shape = (config.heads, config.tokens, config.head_dim)
         spread = rng.uniform(0.25, 6, (3, config.heads, 1, 1))
