@@ -180,19 +180,24 @@ class AttentionUnit(wiring.Component):
         finalize = Mux(first_chunk, (key < lanes) & pending.bit_select(key, 1), step_finalize)
         done = Mux(flush, 0, ~flags.active.as_value().any())
         credit = promised <= self.fifo_depth - job.chunks
-        # The last chunks of two steps are at least min_step_cycles apart.
+        # The last chunks of two steps are at least min_step_cycles apart, and at least as
+        # far as the earlier step has chunks: its burst in AttentionOutput must end before
+        # the next begins (a flush may be followed by shorter rows).
         issue = Signal()
-        spacing = self.min_step_cycles
-        since_last = Signal(range(spacing + 1), init=spacing)
+        longest = max(self.min_step_cycles, self.max_chunks)
+        since_last = Signal(range(longest + 1), init=longest)
+        gap = Signal(range(longest + 1))
         last_chunk = chunk == job.chunks - 1
         with m.If(issue & last_chunk):
-            m.d.sync += since_last.eq(1)
-        with m.Elif(since_last < spacing):
+            m.d.sync += [since_last.eq(1),
+                         gap.eq(Mux(job.chunks > self.min_step_cycles, job.chunks,
+                                    self.min_step_cycles))]
+        with m.Elif(since_last < longest):
             m.d.sync += since_last.eq(since_last + 1)
 
         slot = pipe.i.payload
         m.d.comb += [
-            issue.eq(busy & ~done & (~last_chunk | (since_last == spacing))
+            issue.eq(busy & ~done & (~last_chunk | (since_last >= gap))
                      & (flush | (self.k.valid & self.v.valid))
                      & (~starts | self.q.valid) & (~(first_chunk & finalize) | credit)),
             pipe.i.valid.eq(issue),
