@@ -43,7 +43,7 @@ class AttentionUnit(wiring.Component):
 
     A step takes one cycle per chunk of ``width`` values, and at least `min_step_cycles`:
     a lane's total and output chunks are updated in loops of that many cycles, so the steps
-    of short rows wait.
+    of short rows wait; and it waits for the previous step's burst to end.
 
     Streams (rows in chunks of ``width``, chunk 0 first; docs/hardware.md):
 
