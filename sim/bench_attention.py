@@ -62,21 +62,24 @@ class TB(StreamTB):
         return streams, [c for row in head["y"] for c in chunked(row, width)], steps
 
     def config_job(self, name: str) -> dict:
-        """Every head of config ``name``, then a flush (rows of another length may follow)."""
+        """Every head of config ``name``, with a flush after the last and wherever the row
+        length changes."""
         inputs = {"cmd": [], "q": [], "k": [], "v": []}
         expected, steps, macs = [], 0, 0
-        for head in self.heads(name):
+        heads = list(self.heads(name))
+        for head, following in zip(heads, [*heads[1:], None], strict=True):
             streams, rows, n = self.job(head)
             for port, beats in streams.items():
                 inputs[port] += beats
             expected += rows
             steps += n
             macs += 2 * head["q"].size * len(head["q"])  # q·k and p·v per query and key
-        tokens, head_dim = head["q"].shape
-        chunks = head_dim // self.width
-        inputs["cmd"].append({"tokens": 0, "chunks": chunks, "scale_shift": 0, "flush": 1})
+            tokens, head_dim = head["q"].shape
+            if following is None or following["q"].shape[1] != head_dim:
+                inputs["cmd"].append({"tokens": 0, "chunks": head_dim // self.width,
+                                      "scale_shift": 0, "flush": 1})
         return {"inputs": inputs, "expected": expected, "steps": steps, "macs": macs,
-                "chunks": chunks, "tokens": tokens}
+                "chunks": head_dim // self.width, "tokens": tokens}
 
     def ideal(self, job: dict) -> int:
         """A cycle to take the first command; one chunk per cycle, with the last chunks of

@@ -62,11 +62,13 @@ def test_linear_unit_is_bit_exact_and_hides_weight_loads(tmp_path, hw, seed):
             assert measured["cycles"] == measured["ideal_cycles"], name
 
 
-@pytest.mark.parametrize("hw,parallelism,seed", [("ecp5-85f", 2, 0), ("edge-moe", 3, 7)])
+@pytest.mark.parametrize("hw,parallelism,seed", [("ecp5-85f", 2, 0), ("edge-moe", 3, 7),
+                                                  ("ecp5-85f", 1, 11)])
 def test_attention_unit_is_bit_exact_at_constant_traffic_per_step(tmp_path, hw, parallelism,
                                                                   seed):
-    # Tiny's heads: 4 chunks a row on ecp5-85f; on edge-moe one chunk, so every step rests a
-    # cycle. Three lanes leave a last block of two queries.
+    # Tiny's heads: 4 chunks a row on ecp5-85f; on edge-moe one chunk, so every step waits.
+    # Three lanes leave a last block of two queries; the edge heads (sim/bench_attention.py)
+    # change the row length after a flush.
     result = run_case(tmp_path, "attention", {"hw": hw, "parallelism": parallelism}, seed,
                       configs=["tiny"])
     assert (result["tests"], result["failed"], result["mismatches"]) == (2, 0, 0)
@@ -75,7 +77,8 @@ def test_attention_unit_is_bit_exact_at_constant_traffic_per_step(tmp_path, hw, 
     # Each step reads one key and one value row, and at most one query row, and sends at
     # most one finished row.
     assert traffic["k"] == traffic["v"] == {"rows_per_step": 1.0, "peak_rows_per_step": 1.0}
-    assert traffic["q"]["peak_rows_per_step"] == traffic["o"]["peak_rows_per_step"] == 1.0
+    assert traffic["q"]["peak_rows_per_step"] == 1.0
+    assert 0 < traffic["o"]["peak_rows_per_step"] <= 1.0  # a row's burst may span two windows
 
 
 def test_moe_unit_fetches_only_the_chosen_experts(tmp_path):
