@@ -1,7 +1,7 @@
 """Arithmetic building blocks shaped for the ECP5: registered adder trees, wide products in
-18-bit multipliers, and multiplies by constants in adders."""
+18-bit multipliers, multiplies by constants in adders, and saturation."""
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 
 from pyref.formats import ACC
 
@@ -42,3 +42,8 @@ def times_constant(value, constant: int):
     constant: adders, where a multiply would take a DSP block and its routing."""
     terms = [value << bit for bit in range(constant.bit_length()) if constant >> bit & 1]
     return sum(terms) if terms else 0
+
+
+def saturate(value, fmt):
+    """``value`` clamped to the codes of `QFormat` ``fmt`` (its overflow rule, saturate)."""
+    return Mux(value > fmt.max_code, fmt.max_code, Mux(value < fmt.min_code, fmt.min_code, value))

@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.arith import times_constant
+from hw.arith import saturate, times_constant
 from hw.delay import delayed
 from pyref.formats import ACT, PROB
 
@@ -164,7 +164,5 @@ class ExpertCombine(wiring.Component):
                          *[store.data[k].eq(0) for k in range(self.lanes)]]
         for k in range(self.lanes):
             rounded = (load.data[k] + (1 << (PROB.frac - 1))) >> PROB.frac
-            m.d.comb += self.o.payload[k].eq(Mux(rounded > ACT.max_code, ACT.max_code,
-                                                 Mux(rounded < ACT.min_code, ACT.min_code,
-                                                     rounded)))
+            m.d.comb += self.o.payload[k].eq(saturate(rounded, ACT))
         return m

@@ -4,6 +4,8 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.arith import registered_sum
+from hw.delay import delayed
 from pyref.formats import ACC, ACT, WEIGHT
 
 
@@ -80,17 +82,10 @@ class MacUnit(wiring.Component):
             m.d.sync += [valid.eq(self.i.valid), last.eq(self.i.payload.last)]
 
             # The lane sum as a tree with a register after each level: one adder per stage.
-            level = products
-            while len(level) > 1:
-                pairs = [level[k:k + 2] for k in range(0, len(level), 2)]
-                sums = [Signal(ACC.shape(), name=f"sum{len(level)}_{k}", reset_less=True)
-                        for k in range(len(pairs))]
-                m.d.sync += [total.eq(sum(pair)) for total, pair in zip(sums, pairs, strict=True)]
-                next_valid = Signal(name=f"sum{len(level)}_valid")
-                next_last = Signal(name=f"sum{len(level)}_last")
-                m.d.sync += [next_valid.eq(valid), next_last.eq(last)]
-                level, valid, last = sums, next_valid, next_last
-            lane_sum, sum_valid, sum_last = level[0], valid, last
+            # Inside `advance`, so the tree and the flags beside it stall together.
+            lane_sum, levels = registered_sum(m, products, "sum")
+            sum_valid = delayed(m, valid, levels, "sum_valid")
+            sum_last = delayed(m, last, levels, "sum_last")
 
             total = accumulator + lane_sum
             m.d.sync += self.o.valid.eq(sum_valid & sum_last)

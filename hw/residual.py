@@ -1,9 +1,10 @@
 """The residual connection: two activation streams added, saturating."""
 
-from amaranth.hdl import Module, Mux
+from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.arith import saturate
 from pyref.formats import ACT
 
 
@@ -38,8 +39,6 @@ class ResidualAdd(wiring.Component):
         with m.If(take):
             m.d.sync += self.o.valid.eq(1)
             for k in range(self.lanes):
-                total = self.a.payload[k] + self.b.payload[k]
                 m.d.sync += self.o.payload[k].eq(
-                    Mux(total > ACT.max_code, ACT.max_code,
-                        Mux(total < ACT.min_code, ACT.min_code, total)))
+                    saturate(self.a.payload[k] + self.b.payload[k], ACT))
         return m
