@@ -6,13 +6,15 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from pyref.formats import ACC
 
 
-def registered_sum(m: Module, terms: list, name: str) -> tuple:
+def registered_sum(m: Module, terms: list, name: str, shape=None) -> tuple:
     """Add ``terms`` in a tree with a register after each level, so each stage holds one
-    carry chain. Returns the `ACC` sum and the levels (its latency)."""
+    carry chain. Returns the sum, of ``shape`` (`ACC` if none), and the levels (its
+    latency)."""
+    shape = ACC.shape() if shape is None else shape
     levels = 0
     while len(terms) > 1:
         pairs = [terms[k:k + 2] for k in range(0, len(terms), 2)]
-        sums = [Signal(ACC.shape(), name=f"{name}{levels}_{k}", reset_less=True)
+        sums = [Signal(shape, name=f"{name}{levels}_{k}", reset_less=True)
                 for k in range(len(pairs))]
         m.d.sync += [total.eq(sum(pair)) for total, pair in zip(sums, pairs, strict=True)]
         terms, levels = sums, levels + 1

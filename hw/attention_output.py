@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In
 
 from hw.arith import limb_product
 from hw.attention_softmax import factors_layout
+from hw.column_memory import ColumnMemory
 from hw.delay import delayed
 from hw.kernels import kernel_pipe
 from hw.softmax_state import EXPONENT, MANTISSA
@@ -59,8 +60,7 @@ class AttentionOutput(wiring.Component):
 
     def __init__(self, lanes: int, width: int, max_chunks: int, v_depth: int):
         self.lanes, self.width, self.max_chunks = lanes, width, max_chunks
-        self.values = Memory(shape=data.ArrayLayout(ACT.shape(), width), depth=v_depth,
-                             init=[])
+        self.values = ColumnMemory(shape=data.ArrayLayout(ACT.shape(), width), depth=v_depth)
         self.rows = [Memory(shape=data.ArrayLayout(ATTN.shape(), width), depth=max_chunks,
                             init=[]) for _ in range(lanes)]
         self.normalise = [kernel_pipe("attention_normalise") for _ in range(width)]
@@ -114,7 +114,7 @@ class AttentionOutput(wiring.Component):
         late = delayed(m, b1, self.loop_latency - 1, "late")
         late_valid = delayed(m, b1_valid, self.loop_latency - 1, "late_valid")
         late_chunk = delayed(m, now_chunk, self.loop_latency, "late_chunk")
-        late_v = delayed(m, load.data, self.loop_latency - 1, "late_v")
+        late_v = delayed(m, load.data, self.loop_latency - 1, "late_v", reset_less=True)
         one_v = [v << PROB.frac for v in late_v]  # term * v for a term of exactly 1
         leaving = []
         for j, row in enumerate(self.rows):
@@ -123,7 +123,7 @@ class AttentionOutput(wiring.Component):
             read = row.read_port(transparent_for=(write,))
             m.d.comb += read.addr.eq(now_chunk)
             leaving.append(read.data)
-            old = delayed(m, read.data, self.loop_latency - 1, f"old{j}")
+            old = delayed(m, read.data, self.loop_latency - 1, f"old{j}", reset_less=True)
             power = delayed(m, b1.power[j], 1, f"power{j}")
             new = []
             for w in range(self.width):

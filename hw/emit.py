@@ -8,9 +8,10 @@ where a shape is ``{"kind": "int", "width", "signed"}``, ``{"kind": "struct", "w
 """
 
 import json
+import re
 from pathlib import Path
 
-from amaranth.back import verilog
+from amaranth.back import rtlil, verilog
 from amaranth.hdl import Shape
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import Flow
@@ -44,6 +45,27 @@ def describe_ports(component) -> dict:
     return ports
 
 
+#: An all-zero initialisation of a memory in Amaranth's RTLIL.
+_ZERO_MEMINIT = re.compile(r"\n *cell \$meminit_v2 [^\n]*\n(?: *(?:parameter|connect) "
+                           r"(?!\\DATA )[^\n]*\n)* *connect \\DATA \d+'0+\n"
+                           r"(?: *(?:parameter|connect) [^\n]*\n)* *end\n")
+
+
+def to_verilog(component, name: str) -> str:
+    """Verilog of ``component``, without the initial values of zero-initialised memories.
+
+    yosys writes a memory's initial value as one statement per word, which for the deep
+    buffers (`hw.column_memory.ColumnMemory`, a memory per column) is over a million
+    lines: Verilator takes minutes and the WebAssembly yosys runs out of memory. Both
+    targets start a memory at zero anyway: Verilator's default ``--x-initial unique`` sets
+    every variable to 0 unless ``+verilator+rand+reset`` asks otherwise, and an ECP5 block
+    RAM's ``INITVAL`` defaults to 0 in the bitstream.
+    """
+    text = rtlil.convert(component, name=name, emit_src=False)
+    # The same yosys script as amaranth.back.verilog.convert, on the trimmed RTLIL.
+    return verilog._convert_rtlil_text(_ZERO_MEMINIT.sub("\n", text))
+
+
 def emit(component, name: str, outdir: Path, **extra) -> Path:
     """Write ``<outdir>/<name>.v`` and ``<outdir>/<name>.ports.json``; returns the .v path.
 
@@ -52,7 +74,7 @@ def emit(component, name: str, outdir: Path, **extra) -> Path:
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     path = outdir / f"{name}.v"
-    path.write_text(verilog.convert(component, name=name, emit_src=False))
+    path.write_text(to_verilog(component, name))
     info = {"module": name, "ports": describe_ports(component), **extra}
     (outdir / f"{name}.ports.json").write_text(json.dumps(info, indent=2) + "\n")
     return path

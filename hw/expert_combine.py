@@ -5,7 +5,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from hw.arith import saturate, times_constant
+from hw.arith import times_constant
+from hw.column_memory import ColumnMemory
+from hw.combine_rounding import CombineRounding
+from hw.credit_stream import CreditStream
 from hw.delay import delayed
 from pyref.formats import ACT, PROB
 
@@ -25,7 +28,8 @@ class ExpertCombine(wiring.Component):
     token. Each beat times its token's score is added into the token's row of an on-chip
     accumulator (block RAM; exact, so the order of experts does not matter). After the
     ``final`` queue's outputs every token's row leaves on ``o``, token by token, rounded
-    once and saturated to `ACT`, and the accumulator is cleared behind it.
+    once and saturated to `ACT` (`CombineRounding`, given backpressure by a
+    `CreditStream`), and the accumulator is cleared behind it.
 
     Parameters
     ----------
@@ -46,14 +50,15 @@ class ExpertCombine(wiring.Component):
         self.lanes, self.max_tokens, self.max_chunks = lanes, max_tokens, max_chunks
         # A token has at most k scores summing to at most 1 (2^15) times |y| <= 2^15.
         self.sum_shape = signed(2 * PROB.frac + 2)
-        self.sums = Memory(shape=data.ArrayLayout(self.sum_shape, lanes),
-                           depth=max_tokens * max_chunks, init=[])
+        self.sums = ColumnMemory(shape=data.ArrayLayout(self.sum_shape, lanes),
+                                 depth=max_tokens * max_chunks)
         # An entry keeps its token as the first address of the token's row.
         self.entries = Memory(shape=data.StructLayout({"row": range(max_tokens * max_chunks),
                                                        "score": PROB.shape()}),
                               depth=max_tokens, init=[])
         #: Cycles from a y beat to its sum's write.
-        self.latency = 3
+        self.latency = 4
+        self.readout = CreditStream(CombineRounding(lanes, self.sum_shape))
         super().__init__({
             "cmd": In(stream.Signature(data.StructLayout({
                 "tokens": range(max_tokens + 1), "chunks": range(max_chunks + 1)}))),
@@ -66,6 +71,9 @@ class ExpertCombine(wiring.Component):
         m = Module()
         m.submodules.sums = self.sums
         m.submodules.entries = self.entries
+        m.submodules.readout = readout = self.readout
+        rounding = readout.pipe
+        wiring.connect(m, readout.o, wiring.flipped(self.o))
         store_entry = self.entries.write_port()
         entry = self.entries.read_port(transparent_for=(store_entry,))
         store = self.sums.write_port()
@@ -81,12 +89,14 @@ class ExpertCombine(wiring.Component):
         settling = Signal(range(self.latency + 1))
         clearing, cleared = Signal(), Signal.like(store.addr)  # a chunk sent, to clear
 
-        # A y beat goes through four stages: its entry (read ahead) and the beat are
+        # A y beat goes through five stages: its entry (read ahead) and the beat are
         # registered with the sum's address; the sum is read and the score times the beat
-        # registered; the sum leaves the block RAM's output register; the new sum is
-        # written. Two beats of one expert never share a row and chunk, and between experts
-        # the queue's cycles pass, so no read misses a write but one in its own cycle (the
-        # port is transparent).
+        # registered; the sum leaves the block RAM's output register; it is registered
+        # again in the fabric (the block RAM's output is slow and far); the new sum is
+        # written. So a read misses the writes of the two beats before it. Two beats of one
+        # expert never share a row and chunk, and between experts the queue's cycles and a
+        # gap cycle pass, so beats that share a row are at least three cycles apart: no
+        # read misses a write but one in its own cycle (the port is transparent).
         took = Signal()
         addr = Signal.like(store.addr)
         score = Signal(PROB.shape())
@@ -95,14 +105,16 @@ class ExpertCombine(wiring.Component):
         products = [Signal(self.sum_shape, name=f"product{k}", reset_less=True)
                     for k in range(self.lanes)]
         m.d.sync += [p.eq(score * beat[k]) for k, p in enumerate(products)]
-        summed = delayed(m, took, 2, "summed")
-        summed_addr = delayed(m, addr, 2, "summed_addr")
-        late_products = [delayed(m, p, 1, f"late_product{k}") for k, p in enumerate(products)]
-        stored = delayed(m, load.data, 1, "stored")
+        summed = delayed(m, took, 3, "summed")
+        summed_addr = delayed(m, addr, 3, "summed_addr")
+        late_products = [delayed(m, p, 2, f"late_product{k}") for k, p in enumerate(products)]
+        fetched = [delayed(m, load.data[k], 2, f"fetched{k}", reset_less=True)
+                   for k in range(self.lanes)]
+        m.d.comb += [rounding.sums[k].eq(f) for k, f in enumerate(fetched)]
         m.d.comb += [load.addr.eq(addr), entry.addr.eq(index),
                      store.en.eq(summed), store.addr.eq(summed_addr)]
         for k, product in enumerate(late_products):
-            m.d.comb += store.data[k].eq(stored[k] + product)
+            m.d.comb += store.data[k].eq(fetched[k] + product)
 
         with m.FSM():
             with m.State("idle"):
@@ -119,7 +131,9 @@ class ExpertCombine(wiring.Component):
                 with m.If(self.queue.valid):
                     m.d.sync += [queued.eq(queued + 1), final.eq(self.queue.payload.final)]
                     with m.If(self.queue.payload.last):
-                        m.next = "outputs"
+                        m.next = "gap"
+            with m.State("gap"):
+                m.next = "outputs"
             with m.State("outputs"):
                 take = self.y.valid & self.y.ready
                 ends = index == queued - 1
@@ -143,26 +157,19 @@ class ExpertCombine(wiring.Component):
                 with m.If(settling == 1):
                     m.next = "rows"
             with m.State("rows"):
-                # Rows leave token by token; each chunk is read when the output register is
-                # free, and cleared in the next cycle.
-                advance = ~self.o.valid | self.o.ready
+                # Rows leave token by token, a chunk per cycle while the read-out has room;
+                # each chunk is cleared in the cycle after its read.
                 more = sent < job.tokens
-                m.d.comb += [load.addr.eq(row + chunk), load.en.eq(advance)]
-                with m.If(self.o.valid & self.o.ready):
-                    m.d.sync += self.o.valid.eq(0)
-                with m.If(advance & more):
-                    m.d.sync += [self.o.valid.eq(1), chunk.eq(chunk + 1),
-                                 clearing.eq(1), cleared.eq(load.addr)]
+                m.d.comb += [load.addr.eq(row + chunk), readout.i.valid.eq(more)]
+                with m.If(readout.i.valid & readout.i.ready):
+                    m.d.sync += [chunk.eq(chunk + 1), clearing.eq(1), cleared.eq(load.addr)]
                     with m.If(chunk == job.chunks - 1):
                         m.d.sync += [chunk.eq(0), row.eq(row + self.max_chunks),
                                      sent.eq(sent + 1)]
-                with m.If(advance & ~more):
+                with m.If(~more):
                     m.d.sync += [row.eq(0), sent.eq(0)]
                     m.next = "idle"
         with m.If(clearing):
             m.d.comb += [store.en.eq(1), store.addr.eq(cleared),
                          *[store.data[k].eq(0) for k in range(self.lanes)]]
-        for k in range(self.lanes):
-            rounded = (load.data[k] + (1 << (PROB.frac - 1))) >> PROB.frac
-            m.d.comb += self.o.payload[k].eq(saturate(rounded, ACT))
         return m

@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.column_memory import ColumnMemory
 from hw.delay import delayed
 from hw.mac_array import MacArray, tile_layout
 from hw.requant_lanes import RequantLanes
@@ -31,10 +32,10 @@ def slot_layout(tile_in: int, depth: int, max_tokens: int) -> data.StructLayout:
 class LinearDatapath(wiring.Component):
     """Lock-step (`hw.xls_pipe.lockstep`): slots in, one row of activations per ``last`` slot.
 
-    Stage 0 writes a streamed chunk into the activation buffer (or reads a stored one, which
-    is registered at the block RAM's output); stage 2 feeds it to the `MacArray`, which
-    reads ``tile`` at stage 3; at stage `sum_stage` the tile's dot products join the
-    token's partial sums. ``bias`` is read at `sum_stage`.
+    Stage 0 writes a streamed chunk into the activation buffer (through a register) or
+    reads a stored one (registered at the block RAM's output); stage 2 feeds it to the
+    `MacArray`, which reads ``tile`` at stage 3; at stage `sum_stage` the tile's dot
+    products join the token's partial sums. ``bias`` is read at `sum_stage`.
 
     Parameters
     ----------
@@ -60,8 +61,8 @@ class LinearDatapath(wiring.Component):
         self.lanes = RequantLanes(tile_out)
         self.sum_stage = self.tile_delay + self.mac.latency
         self.latency = self.sum_stage + self.lanes.latency
-        self.acts = Memory(shape=data.ArrayLayout(ACT.shape(), tile_in), depth=self.depth,
-                           init=[])
+        self.acts = ColumnMemory(shape=data.ArrayLayout(ACT.shape(), tile_in),
+                                 depth=self.depth)
         self.sums = Memory(shape=data.ArrayLayout(ACC.shape(), tile_out), depth=max_tokens,
                            init=[])
         super().__init__({
@@ -81,12 +82,15 @@ class LinearDatapath(wiring.Component):
         m.submodules.sums = self.sums
         slot = self.i.payload
 
-        # -- stage 0: streamed chunks are stored for the tile's other output rows
+        # -- stage 0: streamed chunks are stored for the tile's other output rows. The write
+        # is registered: its enable, address and data reach every column of the buffer,
+        # across the chip. A stored chunk is next read in a later pass, long after.
         store, load = self.acts.write_port(), self.acts.read_port()
-        m.d.comb += [store.en.eq(self.i.valid & slot.from_stream), store.addr.eq(slot.addr),
-                     store.data.eq(slot.x), load.addr.eq(slot.addr)]
+        m.d.sync += [store.en.eq(self.i.valid & slot.from_stream), store.addr.eq(slot.addr),
+                     store.data.eq(slot.x)]
+        m.d.comb += load.addr.eq(slot.addr)
         stage = self.tile_delay
-        stored = delayed(m, load.data, stage - 1, "stored")
+        stored = delayed(m, load.data, stage - 1, "stored", reset_less=True)
         m.d.comb += [mac.i.valid.eq(delayed(m, self.i.valid, stage, "valid_mac")),
                      mac.i.payload.eq(Mux(delayed(m, slot.from_stream, stage, "from_stream"),
                                           delayed(m, slot.x, stage, "streamed"), stored)),
@@ -101,7 +105,7 @@ class LinearDatapath(wiring.Component):
         ahead = delayed(m, slot.control, self.sum_stage - 2, "ahead")
         at_sum = delayed(m, ahead, 2, "at_sum")
         m.d.comb += read.addr.eq(ahead.token)
-        stored = delayed(m, read.data, 1, "stored")
+        stored = delayed(m, read.data, 1, "stored", reset_less=True)
         total = [mac.o.payload[k] + Mux(at_sum.first, Mux(at_sum.bias, self.bias[k], 0),
                                         stored[k])
                  for k in range(len(self.bias))]

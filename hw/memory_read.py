@@ -3,11 +3,12 @@
 from amaranth.hdl import Module
 from amaranth.lib import data, wiring
 
+from hw.delay import delayed
 from hw.xls_pipe import lockstep
 
 
 class MemoryRead(wiring.Component):
-    """Read each memory at ``i.payload.addr``; the words join the other fields a cycle later.
+    """Read each memory at its address field; the words join the other fields a cycle later.
 
     The reads are synchronous, so yosys maps the memories to block RAM. Every output field
     that no memory gives is the input field of the same name, delayed to match. The memories
@@ -20,9 +21,15 @@ class MemoryRead(wiring.Component):
     memories : dict of str to Memory
         The output field each memory's word becomes.
     in_layout : data.StructLayout
-        Input payload: ``addr`` plus the fields to pass through.
+        Input payload: the address fields plus the fields to pass through.
     out_layout : data.StructLayout
         Output payload: the memories' fields plus the passed ones.
+    addresses : dict of str to str, optional
+        The input field that addresses each memory; ``addr`` for those not named.
+    registered : bool
+        Register the words once more (reset-less, so the netlist pass moves the register
+        into the block RAM's output register): for a reader that has no register of its
+        own right behind the memory.
 
     Members
     -------
@@ -30,15 +37,16 @@ class MemoryRead(wiring.Component):
     o : Out(stream.Signature(out_layout, always_ready=True))
     """
 
-    latency = 1
-
     def __init__(self, memories: dict, in_layout: data.StructLayout,
-                 out_layout: data.StructLayout):
+                 out_layout: data.StructLayout, addresses: dict = None,
+                 registered: bool = False):
         self.passed = [name for name, _ in out_layout if name not in memories]
-        missing = {"addr", *self.passed} - {name for name, _ in in_layout}
+        self.addresses = {name: (addresses or {}).get(name, "addr") for name in memories}
+        missing = {*self.addresses.values(), *self.passed} - {name for name, _ in in_layout}
         if missing:
             raise ValueError(f"MemoryRead input lacks fields {sorted(missing)}")
         self.memories = memories
+        self.latency = 1 + registered
         self._reads = {name: memory.read_port() for name, memory in memories.items()}
         super().__init__(lockstep(in_layout, out_layout))
 
@@ -46,8 +54,11 @@ class MemoryRead(wiring.Component):
         m = Module()
         for name, memory in self.memories.items():
             m.submodules[name] = memory
-            m.d.comb += [self._reads[name].addr.eq(self.i.payload.addr),
-                         self.o.payload[name].eq(self._reads[name].data)]
-        m.d.sync += self.o.valid.eq(self.i.valid)
-        m.d.sync += [self.o.payload[n].eq(self.i.payload[n]) for n in self.passed]
+            read = self._reads[name]
+            m.d.comb += [read.addr.eq(self.i.payload[self.addresses[name]]),
+                         self.o.payload[name].eq(delayed(m, read.data, self.latency - 1, name,
+                                                         reset_less=True))]
+        m.d.comb += self.o.valid.eq(delayed(m, self.i.valid, self.latency, "valid"))
+        m.d.comb += [self.o.payload[n].eq(delayed(m, self.i.payload[n], self.latency, n))
+                     for n in self.passed]
         return m

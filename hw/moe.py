@@ -53,7 +53,10 @@ class MoeUnit(wiring.Component):
     def __init__(self, max_experts: int, top_k: int, max_tokens: int, port_width: int,
                  memory_depth: int, rate=Fraction(1)):
         self.max_experts, self.top_k, self.max_tokens = max_experts, top_k, max_tokens
-        self.softmax = SoftmaxUnit(lanes=1, max_len=max_experts)
+        # The router's scores are few next to the weight words (16 logits a token): a score
+        # every other cycle costs little and keeps the softmax loop off the critical path.
+        self.softmax = SoftmaxUnit(lanes=1, max_len=max_experts, interval=2)
+        self.interval = self.softmax.interval
         self.top = TopK(top_k, max_experts)
         self.reorder = PatchReorder(max_experts, top_k, max_tokens)
         self.port = MemoryPort(port_width, memory_depth, rate,

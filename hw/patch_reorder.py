@@ -2,10 +2,10 @@
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.arith import times_constant
+from hw.column_memory import ColumnMemory
 from hw.top_k import choice_layout
 from pyref.formats import PROB
 
@@ -37,9 +37,9 @@ class PatchReorder(wiring.Component):
 
     def __init__(self, experts: int, k: int, max_tokens: int):
         self.experts, self.k, self.max_tokens = experts, k, max_tokens
-        self.queues = Memory(shape=data.StructLayout({"token": range(max_tokens),
-                                                      "score": PROB.shape()}),
-                             depth=experts * max_tokens, init=[])
+        self.queues = ColumnMemory(shape=data.StructLayout({"token": range(max_tokens),
+                                                            "score": PROB.shape()}),
+                                   depth=experts * max_tokens)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "choice": choice_layout(k, experts), "last": 1}))),
@@ -78,18 +78,22 @@ class PatchReorder(wiring.Component):
                 with m.If(self.i.payload.last):
                     m.d.sync += [reading.eq(1), token.eq(0)]
 
-        # -- read: every used expert's queue, in expert order
+        # -- read: every used expert's queue, in expert order. The cursor's count is
+        # registered, so a move of the cursor waits a cycle for it (`settled`): the
+        # multiplexer over the counts stays off the path from the cursor to its enable.
         cursor = Signal(range(self.experts + 1))
         position = Signal(range(self.max_tokens))
         here = Signal(range(self.max_tokens + 1))
         for e, c in enumerate(counts):
             with m.If(cursor == e):
-                m.d.comb += here.eq(c)
+                m.d.sync += here.eq(c)
+        settled = Signal()
+        m.d.sync += settled.eq(reading)
         later = Signal()  # an expert after the cursor has tokens
         for e, c in enumerate(counts):
             with m.If((cursor < e) & (c != 0)):
                 m.d.comb += later.eq(1)
-        advance = reading & (~self.o.valid | self.o.ready)
+        advance = settled & (~self.o.valid | self.o.ready)
         entry = (cursor < self.experts) & (position < here)
         ends = position == here - 1
         m.d.comb += [load.en.eq(advance & entry),
@@ -106,9 +110,10 @@ class PatchReorder(wiring.Component):
                              self.o.payload.final.eq(ends & ~later),
                              position.eq(Mux(ends, 0, position + 1))]
                 with m.If(ends):
-                    m.d.sync += cursor.eq(cursor + 1)
+                    m.d.sync += [cursor.eq(cursor + 1), settled.eq(0)]
             with m.Elif(cursor < self.experts):
-                m.d.sync += cursor.eq(cursor + 1)  # an expert no token chose
+                m.d.sync += [cursor.eq(cursor + 1), settled.eq(0)]  # an expert no token chose
             with m.Else():
-                m.d.sync += [reading.eq(0), cursor.eq(0), *[c.eq(0) for c in counts]]
+                m.d.sync += [reading.eq(0), settled.eq(0), cursor.eq(0),
+                             *[c.eq(0) for c in counts]]
         return m

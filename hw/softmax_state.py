@@ -49,12 +49,18 @@ class SoftmaxState(wiring.Component):
     ``n`` scores totals at most ``n``: the loop is only as wide as ``max_len`` needs and
     never saturates, which keeps it bit-exact with the saturating reference.
 
+    With ``interval = 2`` scores come at most every other cycle, and the loop's multiply
+    gets a register of its own (the multiplier's output register): the loop then spans two
+    cycles, each with half its logic, where one cycle of it runs near 84 MHz on the ECP5.
+
     Parameters
     ----------
     lanes : int
         Independent rows processed side by side.
     max_len : int
         Longest row; ``max_len`` in `SUM` must fit without saturating.
+    interval : int
+        Fewest cycles between two scores: 1, or 2 for the two-cycle loop.
 
     Members
     -------
@@ -63,15 +69,17 @@ class SoftmaxState(wiring.Component):
         Valid once per row, `latency` cycles after its last score.
     """
 
-    def __init__(self, lanes: int, max_len: int):
+    def __init__(self, lanes: int, max_len: int, interval: int = 1):
         if max_len * ONE > SUM.max_code:
             raise ValueError(f"rows of {max_len} scores could overflow the SUM format")
-        self.lanes = lanes
+        if interval not in (1, 2):
+            raise ValueError(f"SoftmaxState takes a score every 1 or 2 cycles, not {interval}")
+        self.lanes, self.interval = lanes, interval
         self.total_shape = unsigned((max_len * ONE).bit_length())
         self.exps = [kernel_pipe("exp2") for _ in range(lanes)]
         self.reciprocals = [kernel_pipe("reciprocal") for _ in range(lanes)]
         # maximum stage, exp2, total loop, reciprocal
-        self.latency = 1 + self.exps[0].latency + 1 + self.reciprocals[0].latency
+        self.latency = 1 + self.exps[0].latency + interval + self.reciprocals[0].latency
         super().__init__(lockstep(scores_layout(lanes), stats_layout(lanes)))
 
     def elaborate(self, platform):
@@ -97,22 +105,27 @@ class SoftmaxState(wiring.Component):
 
         # Stage 2: the total, a multiply-add loop; the exps arrive with the step delayed.
         late = delayed(m, step, self.exps[0].latency, "step")
-        ends = Signal()  # the totals now hold a finished row
-        m.d.sync += ends.eq(late.valid & late.last)
+        powers = [exp.o.payload for exp in self.exps]
         # No reset: a row's first score overwrites its total.
         totals = [Signal(self.total_shape, name=f"total{lane}", reset_less=True)
                   for lane in range(self.lanes)]
-        for lane, (exp, total) in enumerate(zip(self.exps, totals, strict=True)):
-            power = exp.o.payload
-            # The loop is this cycle's whole critical path, so it is written for speed: the
-            # multiplier reads the total register itself (no multiplexer in front, so the
-            # register can move into the DSP). A first score's total is its term, exp(0) = 1.
-            risen = rescaled_plus_one(total * power)
+        # The loop is this cycle's whole critical path, so it is written for speed: the
+        # multiplier reads the total register itself (no multiplexer in front, so the
+        # register can move into the DSP). A first score's total is its term, exp(0) = 1.
+        products = [total * power for total, power in zip(totals, powers, strict=True)]
+        if self.interval == 2:
+            products = [delayed(m, p, 1, f"product{lane}") for lane, p in enumerate(products)]
+            powers = [delayed(m, p, 1, f"power{lane}") for lane, p in enumerate(powers)]
+            late = delayed(m, late, 1, "late")
+        ends = Signal()  # the totals now hold a finished row
+        m.d.sync += ends.eq(late.valid & late.last)
+        for lane, (total, power, product) in enumerate(zip(totals, powers, products,
+                                                          strict=True)):
             with m.If(late.valid):
                 with m.If(late.first):
                     m.d.sync += total.eq(power)
                 with m.Elif(late.rises[lane]):
-                    m.d.sync += total.eq(risen)
+                    m.d.sync += total.eq(rescaled_plus_one(product))
                 with m.Else():
                     m.d.sync += total.eq(total + power)
 

@@ -45,6 +45,9 @@ class SoftmaxUnit(wiring.Component):
         Rows processed side by side.
     max_len : int
         Longest row.
+    interval : int
+        Fewest cycles between scores (`SoftmaxState`): 2 halves the rate and lifts the
+        clock.
 
     Members
     -------
@@ -53,12 +56,13 @@ class SoftmaxUnit(wiring.Component):
     overflow : Out(1)
     """
 
-    def __init__(self, lanes: int = 1, max_len: int = 256):
+    def __init__(self, lanes: int = 1, max_len: int = 256, interval: int = 1):
         if lanes < 1 or max_len < 1:
             raise ValueError(f"SoftmaxUnit needs lanes >= 1 and max_len >= 1, got {lanes} "
                              f"and {max_len}")
         self.lanes, self.max_len = lanes, max_len
-        self.state = SoftmaxState(lanes, max_len)
+        self.state = SoftmaxState(lanes, max_len, interval)
+        self.interval = interval
         # Scores wait from their arrival until the replay of their row: a row plus the first
         # pass, with room for the replay's start.
         self.depth = 1 << (max_len + self.state.latency + 4).bit_length()
@@ -104,8 +108,13 @@ class SoftmaxUnit(wiring.Component):
         head, count = Signal(range(self.depth)), Signal(range(self.max_len))
         first = Signal(init=1)
         ends = self.i.payload.last | (count == self.max_len - 1)
+        ready = (stored < self.depth) & (open_rows < self.rows)
+        if self.interval == 2:
+            recent = Signal()  # a score was taken in the last cycle
+            m.d.sync += recent.eq(accept)
+            ready &= ~recent
         m.d.comb += [
-            self.i.ready.eq((stored < self.depth) & (open_rows < self.rows)),
+            self.i.ready.eq(ready),
             self.write.en.eq(accept), self.write.addr.eq(head),
             self.write.data.eq(self.i.payload.score),
             state.i.valid.eq(accept), state.i.payload.score.eq(self.i.payload.score),

@@ -192,6 +192,11 @@ def schedule(routing: Routing) -> list:
             for e in routing.used for t in routing.queues[e]]
 
 
+def gather(x, routing: Routing) -> np.ndarray:
+    """The rows each used expert reads, in `schedule` order: ``x[queue]`` of each expert."""
+    return np.concatenate([np.asarray(x)[routing.queues[e]] for e in routing.used])
+
+
 def combine(routing: Routing, outputs: dict, act: QFormat = ACT) -> np.ndarray:
     """The MoE scatter: ``sum over experts of score * y`` per token, rounded once.
 

@@ -77,16 +77,23 @@ def _softmax(rng: np.random.Generator) -> dict:
 
 
 def _layernorm(rng: np.random.Generator) -> dict:
-    """Rows of both configs' widths, with random scale, plus constant and extreme rows."""
+    """A LayerNorm layer of every config: ``<config>.{x, gamma, beta, y}`` with ``x`` of
+    ``(tokens, dim)`` at random scales (a zero, a full-scale and an alternating row among
+    them), and ``<config>.eps``, the config's epsilon as `intmodel.layernorm_eps` codes."""
+    from pyref.config import CONFIGS
+
     out = {}
-    for dim in sorted({c.dim for c in (get_config("tiny"), get_config("m3vit-tiny"))}):
-        x = ACT.quantise(rng.normal(0, rng.uniform(0.05, 8, (256, 1)), (256, dim)))
-        x[0], x[1], x[2] = 0, ACT.max_code, np.where(np.arange(dim) % 2, ACT.max_code,
+    for config in CONFIGS.values():
+        shape = (config.tokens, config.dim)
+        x = ACT.quantise(rng.normal(0, rng.uniform(0.05, 8, (config.tokens, 1)), shape))
+        x[0], x[1], x[2] = 0, ACT.max_code, np.where(np.arange(config.dim) % 2, ACT.max_code,
                                                        ACT.min_code)
-        gamma = WEIGHT.quantise(rng.uniform(-1.5, 1.5, dim))
-        beta = WEIGHT.quantise(rng.normal(0, 0.5, dim))
-        out.update({f"x{dim}": x, f"gamma{dim}": gamma, f"beta{dim}": beta,
-                    f"y{dim}": intmodel.layernorm(x, gamma, beta, 1e-6)})
+        gamma = WEIGHT.quantise(rng.uniform(-1.5, 1.5, config.dim))
+        beta = WEIGHT.quantise(rng.normal(0, 0.5, config.dim))
+        out.update({f"{config.name}.{k}": v for k, v in {
+            "x": x, "gamma": gamma, "beta": beta,
+            "y": intmodel.layernorm(x, gamma, beta, config.ln_eps),
+            "eps": np.array(intmodel.layernorm_eps(config.ln_eps, config.dim))}.items()})
     return out
 
 
@@ -200,6 +207,22 @@ def _combine(rng: np.random.Generator) -> dict:
     return out
 
 
+def _gather(rng: np.random.Generator) -> dict:
+    """The MoE gather of every config: ``<config>.x`` (a layer's rows), ``<config>.schedule``
+    (expert, token, score per queue entry) and ``<config>.rows``, the rows in queue order."""
+    from pyref.config import CONFIGS
+
+    out = {}
+    for config in CONFIGS.values():
+        logits = ACT.quantise(rng.normal(0, 2, (config.tokens, config.experts)))
+        routing = intmodel.route_logits(logits, config.top_k)
+        x = ACT.random(rng, (config.tokens, config.dim))
+        out.update({f"{config.name}.x": x,
+                    f"{config.name}.schedule": np.array(intmodel.schedule(routing)),
+                    f"{config.name}.rows": intmodel.gather(x, routing)})
+    return out
+
+
 #: Values of the ``residual`` set: a multiple of every lane count the benches use.
 RESIDUAL_VALUES = 16 * 1024
 
@@ -266,7 +289,7 @@ def _op(name: str):
 #: kernel hold its inputs and outputs under the kernel's argument names.
 GENERATORS = {**{name: _op(name) for name in opcases.OPCASES},
               "mac": _mac, "softmax": _softmax, "linear": _linear, "attention": _attention,
-              "moe": _moe, "combine": _combine, "residual": _residual,
+              "moe": _moe, "gather": _gather, "combine": _combine, "residual": _residual,
               "layernorm": _layernorm, "trace": _trace}
 
 

@@ -13,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
-from amaranth.back import verilog
 from rich.console import Console
 from rich.table import Table
 
 from hls import flow
+from hw.emit import to_verilog
 from hw.pin_harness import PinHarness
 from scripts.common import BITSTREAM, HLS, ToolError, main, make_console, seed_argument
 from scripts.designs import DESIGNS, design_argument
@@ -63,7 +63,7 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     out.mkdir(parents=True, exist_ok=True)
     harness = PinHarness(design.component())
     top = f"{name}_top"
-    (out / f"{top}.v").write_text(verilog.convert(harness, name=top, emit_src=False))
+    (out / f"{top}.v").write_text(to_verilog(harness, top))
     sources = [out / f"{top}.v"] + [flow.codegen(k, HLS) for k in design.kernels]
     netlist, config, bitfile = f"{top}.json", f"{top}.config", f"{top}.bit"
 

@@ -12,11 +12,13 @@ from hw.attention import AttentionUnit
 from hw.emit import emit
 from hw.expert_combine import ExpertCombine
 from hw.kernels import kernel_unit
+from hw.layernorm_unit import LayerNormUnit
 from hw.linear import LinearUnit
 from hw.mac import MacUnit
 from hw.moe import MoeUnit
 from hw.residual import ResidualAdd
 from hw.softmax_unit import SoftmaxUnit
+from hw.token_gather import TokenGather
 from pyref import vectors
 from pyref.config import CONFIGS, HW_CONFIGS, get_hw_config
 from scripts.common import HLS, VERILOG
@@ -68,6 +70,7 @@ class Design:
         extra = {"peak_macs_per_cycle": getattr(unit, "peak_macs_per_cycle", 0),
                  "latency": getattr(unit, "latency", 0),
                  "min_step_cycles": getattr(unit, "min_step_cycles", 1),
+                 "interval": getattr(unit, "interval", 1),
                  **self.params, **self.bench_args}
         if "kernel" in self.params:
             k = flow.KERNELS[self.params["kernel"]]
@@ -115,6 +118,20 @@ def expert_combine(hw: str) -> ExpertCombine:
                          max(-(-c.dim // lanes) for c in CONFIGS.values()))
 
 
+def token_gather(hw: str) -> TokenGather:
+    """The MoE gather for every config, as wide as the linear unit's input tile."""
+    lanes = get_hw_config(hw).tile_in
+    return TokenGather(lanes, max(c.tokens for c in CONFIGS.values()),
+                       max(-(-c.dim // lanes) for c in CONFIGS.values()))
+
+
+def layernorm_unit(hw: str) -> LayerNormUnit:
+    """The LayerNorm unit for every config, as wide as the linear unit's input tile."""
+    lanes = get_hw_config(hw).tile_in
+    return LayerNormUnit(lanes, max(c.tokens for c in CONFIGS.values()),
+                         max(-(-c.dim // lanes) for c in CONFIGS.values()))
+
+
 #: Words the MoE unit's memory model holds (it repeats through the address space).
 MOE_MEMORY_WORDS = 1024
 
@@ -147,8 +164,13 @@ DESIGNS = {d.name: d for d in [
            bench="sim.bench_moe",
            bench_args={"configs": list(CONFIGS), "memory_depth": MOE_MEMORY_WORDS,
                        "port_width": HW_CONFIGS["ecp5-85f"].port_bits}),
+    Design("gather", "token_gather", token_gather, {"hw": "ecp5-85f"},
+           bench="sim.bench_gather", bench_args={"configs": list(CONFIGS)}),
     Design("combine", "expert_combine", expert_combine, {"hw": "ecp5-85f"},
            bench="sim.bench_combine", bench_args={"configs": list(CONFIGS)}),
+    Design("layernorm", "layernorm_unit", layernorm_unit, {"hw": "ecp5-85f"},
+           kernels=(*flow.pipelines("ln_stats"), "ln_apply"), bench="sim.bench_layernorm",
+           bench_args={"configs": list(CONFIGS)}),
     Design("residual", "residual_add", ResidualAdd,
            {"lanes": HW_CONFIGS["ecp5-85f"].tile_out}, bench="sim.bench_residual"),
 ]}

@@ -42,8 +42,9 @@ class TB(StreamTB):
         return {"inputs": {"cmd": [cmd], "logits": logits.ravel().tolist()},
                 "expected": {"o": entries, "weights": weights},
                 "bytes_per_expert": bytes_per_expert, "used": used,
-                # One logit per cycle, then the used experts' weights at one word per cycle.
-                "ideal_cycles": logits.size + len(weights)}
+                # A logit per `interval` cycles, then the used experts' weights at a word
+                # per cycle.
+                "ideal_cycles": self.info["interval"] * logits.size + len(weights)}
 
 
 @cocotb.test()

@@ -19,17 +19,20 @@ IN = data.StructLayout({"tag": 8, "addr": 6})
 OUT = data.StructLayout({"tag": 8, "low": 10, "high": 10})
 
 
-def memory_read():
+def memory_read(registered=False):
     return MemoryRead({"low": Memory(shape=10, depth=len(LOWS), init=LOWS),
-                       "high": Memory(shape=10, depth=len(HIGHS), init=HIGHS)}, IN, OUT)
+                       "high": Memory(shape=10, depth=len(HIGHS), init=HIGHS)}, IN, OUT,
+                      registered=registered)
 
 
+@pytest.mark.parametrize("registered", [False, True])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_read_returns_the_word_and_passes_fields(stall):
+def test_read_returns_the_word_and_passes_fields(stall, registered):
     rng = random.Random(3)
     requests = [{"tag": rng.randrange(256), "addr": rng.randrange(len(LOWS))}
                 for _ in range(200)]
-    got = run_stream(CreditStream(memory_read()), requests, len(requests), rng, stall)
+    got = run_stream(CreditStream(memory_read(registered)), requests, len(requests), rng,
+                     stall)
     assert [(g.tag, g.low, g.high) for g in got] == [
         (r["tag"], LOWS[r["addr"]], HIGHS[r["addr"]]) for r in requests]
 

@@ -1,0 +1,75 @@
+"""Deep memories cut into columns that each fit one ECP5 block RAM, so no read goes through
+a depth multiplexer."""
+
+from amaranth.hdl import Elaboratable, Module, Shape, Value
+from amaranth.lib.memory import Memory, ReadPort, WritePort
+from amaranth.utils import ceil_log2
+
+#: DP16KD's aspect ratios as (rows, bits per row), widest first.
+DP16KD_GEOMETRIES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
+
+
+def column_bits(depth: int) -> int:
+    """The widest column of ``depth`` rows that one DP16KD holds."""
+    for rows, bits in DP16KD_GEOMETRIES:
+        if depth <= rows:
+            return bits
+    raise ValueError(f"a memory of {depth} rows is deeper than one DP16KD ({rows}); "
+                     "split it by address, or lower max_tokens / max_inputs in the config")
+
+
+class ColumnMemory(Elaboratable):
+    """A synchronous memory with `amaranth.lib.memory.Memory`'s ports, built as columns.
+
+    Left to itself, yosys maps a deep, wide memory onto block RAMs in a wide aspect ratio
+    stacked in depth, and every read then passes a multiplexer over the stack: on ECP5 that
+    multiplexer after the block RAM's 5.6 ns clock-to-output is the slowest path of the
+    linear unit and the expert combine. Here every column is as wide as one DP16KD can be at
+    this depth, so each column is exactly one block RAM and the read data goes straight to
+    its register.
+
+    Parameters
+    ----------
+    shape : ShapeLike
+        Shape of a row (a layout is fine; ports give views of it).
+    depth : int
+        Rows.
+    """
+
+    def __init__(self, *, shape, depth: int):
+        self.shape, self.depth = shape, depth
+        bits = Shape.cast(shape).width
+        step = column_bits(depth)
+        self.spans = [(low, min(low + step, bits)) for low in range(0, bits, step)]
+        self._reads, self._writes = [], []
+
+    def read_port(self, *, transparent_for=()) -> ReadPort:
+        """A read port (``en``, ``addr``, ``data`` one cycle later), transparent for the
+        listed write ports of this memory."""
+        port = ReadPort.Signature(addr_width=ceil_log2(self.depth), shape=self.shape).create()
+        self._reads.append((port, tuple(transparent_for)))
+        return port
+
+    def write_port(self) -> WritePort:
+        """A write port (``en``, ``addr``, ``data``) of whole rows."""
+        port = WritePort.Signature(addr_width=ceil_log2(self.depth), shape=self.shape).create()
+        self._writes.append(port)
+        return port
+
+    def elaborate(self, platform):
+        m = Module()
+        for index, (low, high) in enumerate(self.spans):
+            column = Memory(shape=high - low, depth=self.depth, init=[])
+            m.submodules[f"column{index}"] = column
+            writes = []
+            for port in self._writes:
+                write = column.write_port()
+                m.d.comb += [write.en.eq(port.en), write.addr.eq(port.addr),
+                             write.data.eq(Value.cast(port.data)[low:high])]
+                writes.append(write)
+            for port, transparent in self._reads:
+                read = column.read_port(transparent_for=[
+                    writes[self._writes.index(w)] for w in transparent])
+                m.d.comb += [read.en.eq(port.en), read.addr.eq(port.addr),
+                             Value.cast(port.data)[low:high].eq(read.data)]
+        return m

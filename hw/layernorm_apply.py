@@ -1,0 +1,63 @@
+"""LayerNorm's second pass: each value normalised with its row's sum and rsqrt, scaled and
+shifted."""
+
+from amaranth.hdl import Module
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hls.flow import EXPONENT, MANTISSA, TOTAL
+from hw.kernels import kernel_pipe
+from pyref.formats import ACT, WEIGHT
+
+
+def apply_layout(lanes: int) -> data.StructLayout:
+    """A chunk of a row with its columns' ``gamma`` and ``beta`` and the row's sum
+    ``total`` and rsqrt ``(r, e)``."""
+    return data.StructLayout({"x": data.ArrayLayout(ACT.shape(), lanes),
+                              "gamma": data.ArrayLayout(WEIGHT.shape(), lanes),
+                              "beta": data.ArrayLayout(WEIGHT.shape(), lanes),
+                              "total": TOTAL.shape(), "r": MANTISSA.shape(),
+                              "e": EXPONENT.shape()})
+
+
+class LayerNormApply(wiring.Component):
+    """The ``ln_apply`` kernel on each lane, in lock step (`hw.xls_pipe.lockstep`, plus
+    ``dim``).
+
+    Bit-exact with `pyref.intmodel.layernorm_apply` given the row's ``total`` and ``(r, e)``.
+
+    Parameters
+    ----------
+    lanes : int
+
+    Members
+    -------
+    i : In(stream.Signature(apply_layout(lanes), always_ready=True))
+    dim : In(16)
+        Values per row; it holds for a whole layer.
+    o : Out(stream.Signature(ArrayLayout(ACT, lanes), always_ready=True))
+    """
+
+    def __init__(self, lanes: int):
+        self.lanes = lanes
+        self.pipes = [kernel_pipe("ln_apply") for _ in range(lanes)]
+        self.latency = self.pipes[0].latency
+        super().__init__({
+            "i": In(stream.Signature(apply_layout(lanes), always_ready=True)),
+            "dim": In(16),
+            "o": Out(stream.Signature(data.ArrayLayout(ACT.shape(), lanes), always_ready=True)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        i = self.i.payload
+        for lane, pipe in enumerate(self.pipes):
+            m.submodules[f"apply{lane}"] = pipe
+            m.d.comb += [pipe.i.valid.eq(self.i.valid),
+                         pipe.i.payload.x.eq(i.x[lane]), pipe.i.payload.total.eq(i.total),
+                         pipe.i.payload.dim.eq(self.dim), pipe.i.payload.r.eq(i.r),
+                         pipe.i.payload.e.eq(i.e), pipe.i.payload.gamma.eq(i.gamma[lane]),
+                         pipe.i.payload.beta.eq(i.beta[lane]),
+                         self.o.payload[lane].eq(pipe.o.payload)]
+        m.d.comb += self.o.valid.eq(self.pipes[0].o.valid)
+        return m

@@ -1,0 +1,210 @@
+"""Streaming LayerNorm: rows of activations in, normalised, scaled and shifted rows out."""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from hls.flow import EXPONENT, MANTISSA, SQUARES, TOTAL
+from hw.arith import registered_sum, times_constant
+from hw.chain import Chain
+from hw.credit_stream import CreditStream
+from hw.delay import delayed
+from hw.kernels import kernel_pipe
+from hw.layernorm_apply import LayerNormApply, apply_layout
+from hw.memory_read import MemoryRead
+from pyref.formats import ACT, WEIGHT
+
+
+def command_layout(max_tokens: int, max_chunks: int) -> data.StructLayout:
+    """One LayerNorm layer: ``tokens`` rows of ``chunks`` beats; ``eps`` in the units of
+    `pyref.intmodel.layernorm_eps`."""
+    return data.StructLayout({"tokens": range(max_tokens + 1), "chunks": range(max_chunks + 1),
+                              "eps": 32})
+
+
+def params_layout(lanes: int) -> data.StructLayout:
+    """A chunk of the layer's ``gamma`` and ``beta``."""
+    return data.StructLayout({"gamma": data.ArrayLayout(WEIGHT.shape(), lanes),
+                              "beta": data.ArrayLayout(WEIGHT.shape(), lanes)})
+
+
+class LayerNormUnit(wiring.Component):
+    """`pyref.intmodel.layernorm` over rows of ``chunks * lanes`` values, a chunk per cycle.
+
+    A layer starts with ``cmd``, then its ``gamma`` and ``beta`` on ``params`` (a beat per
+    chunk), which stay on chip; then its rows on ``i``. The first pass adds each row's
+    values and their squares (exact integers, so in any order) while the row goes into a
+    circular buffer in block RAM; at the row's end the ``ln_stats`` kernel (XLS) turns the
+    sums into the rsqrt ``(r, e)``. The buffer then replays the row through ``ln_apply``
+    (XLS) on every lane, with its columns' ``gamma`` and ``beta``. Like `SoftmaxUnit`, the
+    buffer holds a row plus the stats' latency, so rows flow at one chunk per cycle. The
+    next ``cmd`` is taken once the layer's last chunk has left.
+
+    Parameters
+    ----------
+    lanes : int
+        Values per beat (the linear unit's ``tile_in``).
+    max_tokens, max_chunks : int
+        Rows per layer, and beats per row.
+
+    Members
+    -------
+    cmd : In(stream.Signature(command_layout(...)))
+    params : In(stream.Signature(params_layout(lanes)))
+    i : In(stream.Signature(ArrayLayout(ACT, lanes)))
+    o : Out(stream.Signature(ArrayLayout(ACT, lanes)))
+    """
+
+    def __init__(self, lanes: int, max_tokens: int, max_chunks: int):
+        self.lanes, self.max_tokens, self.max_chunks = lanes, max_tokens, max_chunks
+        self.stats = kernel_pipe("ln_stats")
+        # A row, plus the chunks that arrive while its stats are made, plus the replay's start.
+        self.depth = 1 << (max_chunks + self.stats.latency + 4).bit_length()
+        # Rows whose stats are made or wait for their replay (a row of one chunk each cycle).
+        self.rows = self.stats.latency + 4
+        row = data.ArrayLayout(ACT.shape(), lanes)
+        self.buffer = Memory(shape=row, depth=self.depth, init=[])
+        self.gammas, self.betas = (Memory(shape=data.ArrayLayout(WEIGHT.shape(), lanes),
+                                          depth=max_chunks, init=[]) for _ in range(2))
+        self.writes = {name: memory.write_port() for name, memory in
+                       (("x", self.buffer), ("gamma", self.gammas), ("beta", self.betas))}
+        replayed = apply_layout(lanes)
+        request = data.StructLayout({"addr": range(self.depth), "chunk": range(max_chunks),
+                                     **{n: f.shape for n, f in replayed
+                                        if n not in ("x", "gamma", "beta")}})
+        self.apply = LayerNormApply(lanes)
+        self.replay = CreditStream(Chain(
+            MemoryRead({"x": self.buffer, "gamma": self.gammas, "beta": self.betas}, request,
+                       replayed, addresses={"gamma": "chunk", "beta": "chunk"}),
+            self.apply))
+        #: Cycles from a chunk's acceptance to its sums' adding into the row's.
+        self.sum_stage = 2 + (lanes - 1).bit_length()
+        super().__init__({
+            "cmd": In(stream.Signature(command_layout(max_tokens, max_chunks))),
+            "params": In(stream.Signature(params_layout(lanes))),
+            "i": In(stream.Signature(row)),
+            "o": Out(stream.Signature(row)),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from a row's last chunk to its first output chunk, with ``o.ready`` high:
+        the sums, the stats (registered in), the rsqrt FIFO, the replay and its FIFO."""
+        return self.sum_stage + 1 + self.stats.latency + 1 + self.replay.latency + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.stats = stats = self.stats
+        m.submodules.replay = replay = self.replay
+        m.submodules.totals = totals = SyncFIFO(width=TOTAL.bits, depth=self.rows)
+        m.submodules.rsqrts = rsqrts = SyncFIFO(width=MANTISSA.bits + EXPONENT.bits,
+                                                depth=self.rows)
+
+        job = Signal(self.cmd.payload.shape())
+        dim = Signal(16)
+        loading, feeding, busy = Signal(), Signal(), Signal()
+        m.d.comb += self.cmd.ready.eq(~busy)
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.sync += [job.eq(self.cmd.payload), busy.eq(1), loading.eq(1),
+                         dim.eq(times_constant(self.cmd.payload.chunks, self.lanes))]
+        m.d.comb += [stats.i.payload.dim.eq(dim), stats.i.payload.eps.eq(job.eps),
+                     self.apply.dim.eq(dim)]
+
+        # -- the layer's gamma and beta, a chunk per beat
+        loaded = Signal(range(self.max_chunks))
+        m.d.comb += [self.params.ready.eq(loading),
+                     self.writes["gamma"].en.eq(self.params.valid & loading),
+                     self.writes["gamma"].addr.eq(loaded),
+                     self.writes["gamma"].data.eq(self.params.payload.gamma),
+                     self.writes["beta"].en.eq(self.params.valid & loading),
+                     self.writes["beta"].addr.eq(loaded),
+                     self.writes["beta"].data.eq(self.params.payload.beta)]
+        with m.If(self.params.valid & loading):
+            m.d.sync += loaded.eq(loaded + 1)
+            with m.If(loaded == job.chunks - 1):
+                m.d.sync += [loaded.eq(0), loading.eq(0), feeding.eq(1)]
+
+        # -- first pass: each chunk into the buffer and into the row's sums
+        stored = Signal(range(self.depth + 1))  # chunks in the buffer, not yet replayed
+        waiting = Signal(range(self.rows + 1))  # rows ended, their replay not started
+        head = Signal(range(self.depth))
+        chunk = Signal(range(self.max_chunks))
+        row = Signal(range(self.max_tokens))
+        accept = self.i.valid & self.i.ready
+        ends = chunk == job.chunks - 1
+        m.d.comb += [self.i.ready.eq(feeding & (stored < self.depth) & (waiting < self.rows)),
+                     self.writes["x"].en.eq(accept), self.writes["x"].addr.eq(head),
+                     self.writes["x"].data.eq(self.i.payload)]
+        with m.If(accept):
+            m.d.sync += [head.eq(head + 1), chunk.eq(Mux(ends, 0, chunk + 1))]
+            with m.If(ends):
+                m.d.sync += row.eq(row + 1)
+                with m.If(row == job.tokens - 1):
+                    m.d.sync += [row.eq(0), feeding.eq(0)]
+
+        # The chunk is registered, squared (a multiplier per lane) and summed over the
+        # lanes in registered trees; the row's sums then take one add per cycle.
+        x = delayed(m, self.i.payload, 1, "x")
+        squares = [Signal(SQUARES.shape(), name=f"square{k}", reset_less=True)
+                   for k in range(self.lanes)]
+        m.d.sync += [s.eq(x[k] * x[k]) for k, s in enumerate(squares)]
+        values = delayed(m, x, 1, "values")
+        chunk_total, levels = registered_sum(m, [values[k] for k in range(self.lanes)],
+                                             "chunk_total", TOTAL.shape())
+        chunk_squares, _ = registered_sum(m, squares, "chunk_squares", SQUARES.shape())
+        at_sum = 2 + levels
+        assert at_sum == self.sum_stage
+        summed = delayed(m, accept, at_sum, "summed")
+        starts = delayed(m, accept & (chunk == 0), at_sum, "starts")
+        finishes = delayed(m, accept & ends, at_sum, "finishes")
+        total = Signal(TOTAL.shape())
+        sum_squares = Signal(SQUARES.shape())
+        new_total = Mux(starts, 0, total) + chunk_total
+        new_squares = Mux(starts, 0, sum_squares) + chunk_squares
+        with m.If(summed):
+            m.d.sync += [total.eq(new_total), sum_squares.eq(new_squares)]
+        m.d.sync += [stats.i.valid.eq(summed & finishes), stats.i.payload.total.eq(new_total),
+                     stats.i.payload.squares.eq(new_squares),
+                     totals.w_en.eq(summed & finishes), totals.w_data.eq(new_total)]
+        m.d.comb += [rsqrts.w_en.eq(stats.o.valid),
+                     rsqrts.w_data.eq(stats.o.payload)]
+
+        # -- replay: a row starts once its rsqrt is known, then a chunk per cycle
+        replaying = Signal()
+        tail = Signal(range(self.depth))
+        position = Signal(range(self.max_chunks))
+        rsqrt = data.View(stats.o.payload.shape(), rsqrts.r_data)
+        row_total = Signal(TOTAL.shape())
+        row_r, row_e = Signal(MANTISSA.shape()), Signal(EXPONENT.shape())
+        issue = replay.i.valid & replay.i.ready
+        starting = issue & ~replaying
+        final = position == job.chunks - 1
+        m.d.comb += [
+            replay.i.valid.eq(replaying | rsqrts.r_rdy),
+            replay.i.payload.addr.eq(tail), replay.i.payload.chunk.eq(position),
+            replay.i.payload.total.eq(Mux(replaying, row_total, totals.r_data)),
+            replay.i.payload.r.eq(Mux(replaying, row_r, rsqrt.r)),
+            replay.i.payload.e.eq(Mux(replaying, row_e, rsqrt.e)),
+            totals.r_en.eq(starting), rsqrts.r_en.eq(starting),
+        ]
+        with m.If(starting):
+            m.d.sync += [row_total.eq(totals.r_data), row_r.eq(rsqrt.r), row_e.eq(rsqrt.e)]
+        with m.If(issue):
+            m.d.sync += [tail.eq(tail + 1), replaying.eq(~final),
+                         position.eq(Mux(final, 0, position + 1))]
+        m.d.sync += [stored.eq(stored + accept - issue),
+                     waiting.eq(waiting + (accept & ends) - starting)]
+
+        # -- output; the layer ends with its last chunk
+        wiring.connect(m, replay.o, wiring.flipped(self.o))
+        out_chunk = Signal(range(self.max_chunks))
+        out_row = Signal(range(self.max_tokens))
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += out_chunk.eq(out_chunk + 1)
+            with m.If(out_chunk == job.chunks - 1):
+                m.d.sync += [out_chunk.eq(0), out_row.eq(out_row + 1)]
+                with m.If(out_row == job.tokens - 1):
+                    m.d.sync += [out_row.eq(0), busy.eq(0)]
+        return m
