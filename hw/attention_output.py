@@ -60,7 +60,10 @@ class AttentionOutput(wiring.Component):
 
     def __init__(self, lanes: int, width: int, max_chunks: int, v_depth: int):
         self.lanes, self.width, self.max_chunks = lanes, width, max_chunks
-        self.values = ColumnMemory(shape=data.ArrayLayout(ACT.shape(), width), depth=v_depth)
+        # A key's value row is read by its step, after the scores' pipeline: never in the
+        # cycle it is written.
+        self.values = ColumnMemory(shape=data.ArrayLayout(ACT.shape(), width), depth=v_depth,
+                                   collisions_undefined=True)
         self.rows = [Memory(shape=data.ArrayLayout(ATTN.shape(), width), depth=max_chunks,
                             init=[]) for _ in range(lanes)]
         self.normalise = [kernel_pipe("attention_normalise") for _ in range(width)]

@@ -1,8 +1,9 @@
 """Attention's online softmax: each lane's running maximum and total, one step per key."""
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 
+from hw.arith import limb_product
 from hw.delay import delayed
 from hw.kernels import kernel_pipe
 from hw.softmax_state import DIFF, EXPONENT, MANTISSA, ONE, rescaled_plus_one
@@ -40,9 +41,9 @@ class AttentionSoftmax(wiring.Component):
 
     Bit-exact with `pyref.approx.softmax_step` (see `hw.softmax_state.SoftmaxState` for the
     single exp2 per score). Steps come at least `min_spacing` cycles apart, so the total's
-    multiply-add may take two cycles: the product is registered (in the DSP block), then
-    added. At most one query ends per step (lane ``j`` ends at key ``j - 1``), so one
-    reciprocal serves every lane.
+    multiply-add may take three cycles: products of 17-bit limbs (`hw.arith.limb_product`,
+    registered in their DSP blocks), their sum, then the new total. At most one query ends
+    per step (lane ``j`` ends at key ``j - 1``), so one reciprocal serves every lane.
 
     Parameters
     ----------
@@ -58,15 +59,15 @@ class AttentionSoftmax(wiring.Component):
     """
 
     #: Fewest cycles between two steps.
-    min_spacing = 2
+    min_spacing = 3
 
     def __init__(self, lanes: int, max_tokens: int):
         self.lanes = lanes
         self.total_shape = unsigned((max_tokens * ONE).bit_length())
         self.exps = [kernel_pipe("exp2") for _ in range(lanes)]
         self.reciprocal = kernel_pipe("reciprocal")
-        # maximum, exp2, product, total, reciprocal
-        self.latency = 1 + self.exps[0].latency + 2 + self.reciprocal.latency
+        # maximum, exp2, product (two stages), total, reciprocal
+        self.latency = 1 + self.exps[0].latency + 3 + self.reciprocal.latency
         super().__init__(lockstep(step_layout(lanes), factors_layout(lanes)))
 
     def elaborate(self, platform):
@@ -89,21 +90,21 @@ class AttentionSoftmax(wiring.Component):
             m.d.comb += [exp.i.valid.eq(delayed(m, self.i.valid, 1, "valid1")),
                          exp.i.payload.eq(distance)]
 
-        # Stages 2 and 3: the product of the total, then the new total.
+        # Stages 2 to 4: the product of the total, then the new total.
         late = delayed(m, i.flags, 1 + self.exps[0].latency, "flags")
         late_valid = self.exps[0].o.valid
         late_rises = delayed(m, rises, self.exps[0].latency, "rises")
-        then = delayed(m, late, 1, "then")
-        then_valid = delayed(m, late_valid, 1, "then_valid")
-        then_rises = delayed(m, late_rises, 1, "then_rises")
+        then = delayed(m, late, 2, "then")
+        then_valid = delayed(m, late_valid, 2, "then_valid")
+        then_rises = delayed(m, late_rises, 2, "then_rises")
         totals = [Signal(self.total_shape, name=f"total{j}", reset_less=True)
                   for j in range(self.lanes)]
         powers = []
         for j, (exp, total) in enumerate(zip(self.exps, totals, strict=True)):
-            product = Signal(self.total_shape.width + PROB.bits, name=f"product{j}",
-                             reset_less=True)
-            m.d.sync += product.eq(total * exp.o.payload)
-            power = delayed(m, exp.o.payload, 1, f"power{j}")
+            wide = Signal(signed(self.total_shape.width + 1), name=f"wide_total{j}")
+            m.d.comb += wide.eq(total)
+            product = limb_product(m, wide, exp.o.payload, f"product{j}")
+            power = delayed(m, exp.o.payload, 2, f"power{j}")
             powers.append(power)
             with m.If(then_valid & then.active[j]):
                 with m.If(then.first[j]):

@@ -5,6 +5,10 @@ from amaranth.hdl import Elaboratable, Module, Shape, Value
 from amaranth.lib.memory import Memory, ReadPort, WritePort
 from amaranth.utils import ceil_log2
 
+#: Memory attribute that lets synthesis treat a read of a row in the cycle it is written as
+#: undefined (`scripts.bitstream` sets yosys's collision mask on such memories).
+COLLISIONS_UNDEFINED = "lumoe_collisions_undefined"
+
 #: DP16KD's aspect ratios as (rows, bits per row), widest first.
 DP16KD_GEOMETRIES = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 
@@ -34,10 +38,17 @@ class ColumnMemory(Elaboratable):
         Shape of a row (a layout is fine; ports give views of it).
     depth : int
         Rows.
+    collisions_undefined : bool
+        The caller never uses a word read from a row in the cycle that row is written. A
+        DP16KD gives an undefined word then; without this promise yosys keeps the
+        simulated behaviour (the old word) by delaying each write a cycle and adding a
+        bypass multiplexer after the block RAM, which also keeps the next register out of
+        the block RAM's output register. Simulation still gives the old word.
     """
 
-    def __init__(self, *, shape, depth: int):
+    def __init__(self, *, shape, depth: int, collisions_undefined: bool = False):
         self.shape, self.depth = shape, depth
+        self.attrs = {COLLISIONS_UNDEFINED: "1"} if collisions_undefined else {}
         bits = Shape.cast(shape).width
         step = column_bits(depth)
         self.spans = [(low, min(low + step, bits)) for low in range(0, bits, step)]
@@ -59,7 +70,7 @@ class ColumnMemory(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         for index, (low, high) in enumerate(self.spans):
-            column = Memory(shape=high - low, depth=self.depth, init=[])
+            column = Memory(shape=high - low, depth=self.depth, init=[], attrs=self.attrs)
             m.submodules[f"column{index}"] = column
             writes = []
             for port in self._writes:

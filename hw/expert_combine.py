@@ -50,14 +50,19 @@ class ExpertCombine(wiring.Component):
         self.lanes, self.max_tokens, self.max_chunks = lanes, max_tokens, max_chunks
         # A token has at most k scores summing to at most 1 (2^15) times |y| <= 2^15.
         self.sum_shape = signed(2 * PROB.frac + 2)
+        # Beats that share a row are far enough apart that no read needs a word in the
+        # cycle it is written (see `elaborate`).
         self.sums = ColumnMemory(shape=data.ArrayLayout(self.sum_shape, lanes),
-                                 depth=max_tokens * max_chunks)
+                                 depth=max_tokens * max_chunks, collisions_undefined=True)
         # An entry keeps its token as the first address of the token's row.
         self.entries = Memory(shape=data.StructLayout({"row": range(max_tokens * max_chunks),
                                                        "score": PROB.shape()}),
                               depth=max_tokens, init=[])
         #: Cycles from a y beat to its sum's write.
         self.latency = 4
+        #: Idle cycles before an expert's outputs: with the queue's cycle (one entry at
+        #: least) and the state changes, beats that share a row are `latency` apart.
+        self.gap = self.latency - 2
         self.readout = CreditStream(CombineRounding(lanes, self.sum_shape))
         super().__init__({
             "cmd": In(stream.Signature(data.StructLayout({
@@ -77,7 +82,7 @@ class ExpertCombine(wiring.Component):
         store_entry = self.entries.write_port()
         entry = self.entries.read_port(transparent_for=(store_entry,))
         store = self.sums.write_port()
-        load = self.sums.read_port(transparent_for=(store,))
+        load = self.sums.read_port()
 
         job = Signal(self.cmd.payload.shape())
         queued = Signal(range(self.max_tokens + 1))  # entries of the current expert
@@ -87,16 +92,16 @@ class ExpertCombine(wiring.Component):
         sent = Signal(range(self.max_tokens + 1))  # rows sent out
         row = Signal(range(self.max_tokens * self.max_chunks))  # the first address of the next
         settling = Signal(range(self.latency + 1))
+        waiting = Signal(range(self.gap))
         clearing, cleared = Signal(), Signal.like(store.addr)  # a chunk sent, to clear
 
         # A y beat goes through five stages: its entry (read ahead) and the beat are
         # registered with the sum's address; the sum is read and the score times the beat
-        # registered; the sum leaves the block RAM's output register; it is registered
+        # registered; the sum leaves the block RAM (its output register); it is registered
         # again in the fabric (the block RAM's output is slow and far); the new sum is
-        # written. So a read misses the writes of the two beats before it. Two beats of one
-        # expert never share a row and chunk, and between experts the queue's cycles and a
-        # gap cycle pass, so beats that share a row are at least three cycles apart: no
-        # read misses a write but one in its own cycle (the port is transparent).
+        # written. So a read sees the writes of beats at least `latency` cycles before it.
+        # Two beats of one expert never share a row and chunk, and between experts the
+        # queue's cycles and `gap` cycles pass: beats that share a row are that far apart.
         took = Signal()
         addr = Signal.like(store.addr)
         score = Signal(PROB.shape())
@@ -131,9 +136,12 @@ class ExpertCombine(wiring.Component):
                 with m.If(self.queue.valid):
                     m.d.sync += [queued.eq(queued + 1), final.eq(self.queue.payload.final)]
                     with m.If(self.queue.payload.last):
+                        m.d.sync += waiting.eq(self.gap - 1)
                         m.next = "gap"
             with m.State("gap"):
-                m.next = "outputs"
+                m.d.sync += waiting.eq(waiting - 1)
+                with m.If(waiting == 0):
+                    m.next = "outputs"
             with m.State("outputs"):
                 take = self.y.valid & self.y.ready
                 ends = index == queued - 1

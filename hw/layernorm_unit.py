@@ -3,12 +3,12 @@
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hls.flow import EXPONENT, MANTISSA, SQUARES, TOTAL
 from hw.arith import registered_sum, times_constant
 from hw.chain import Chain
+from hw.column_memory import ColumnMemory
 from hw.credit_stream import CreditStream
 from hw.delay import delayed
 from hw.kernels import kernel_pipe
@@ -65,9 +65,12 @@ class LayerNormUnit(wiring.Component):
         # Rows whose stats are made or wait for their replay (a row of one chunk each cycle).
         self.rows = self.stats.latency + 4
         row = data.ArrayLayout(ACT.shape(), lanes)
-        self.buffer = Memory(shape=row, depth=self.depth, init=[])
-        self.gammas, self.betas = (Memory(shape=data.ArrayLayout(WEIGHT.shape(), lanes),
-                                          depth=max_chunks, init=[]) for _ in range(2))
+        # A chunk is replayed after its row's stats, gamma and beta are read after they
+        # load: no word is used in the cycle it is written.
+        self.buffer = ColumnMemory(shape=row, depth=self.depth, collisions_undefined=True)
+        self.gammas, self.betas = (
+            ColumnMemory(shape=data.ArrayLayout(WEIGHT.shape(), lanes), depth=max_chunks,
+                         collisions_undefined=True) for _ in range(2))
         self.writes = {name: memory.write_port() for name, memory in
                        (("x", self.buffer), ("gamma", self.gammas), ("beta", self.betas))}
         replayed = apply_layout(lanes)

@@ -61,8 +61,9 @@ class LinearDatapath(wiring.Component):
         self.lanes = RequantLanes(tile_out)
         self.sum_stage = self.tile_delay + self.mac.latency
         self.latency = self.sum_stage + self.lanes.latency
+        # A chunk is read back in a later pass, never in the cycle it is written.
         self.acts = ColumnMemory(shape=data.ArrayLayout(ACT.shape(), tile_in),
-                                 depth=self.depth)
+                                 depth=self.depth, collisions_undefined=True)
         self.sums = Memory(shape=data.ArrayLayout(ACC.shape(), tile_out), depth=max_tokens,
                            init=[])
         super().__init__({

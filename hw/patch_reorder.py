@@ -37,9 +37,10 @@ class PatchReorder(wiring.Component):
 
     def __init__(self, experts: int, k: int, max_tokens: int):
         self.experts, self.k, self.max_tokens = experts, k, max_tokens
+        # The queues are written while the tokens arrive and read after: never both at once.
         self.queues = ColumnMemory(shape=data.StructLayout({"token": range(max_tokens),
                                                             "score": PROB.shape()}),
-                                   depth=experts * max_tokens)
+                                   depth=experts * max_tokens, collisions_undefined=True)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
                 "choice": choice_layout(k, experts), "last": 1}))),

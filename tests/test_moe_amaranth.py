@@ -53,12 +53,14 @@ def test_patch_reorder_gives_each_used_experts_queue_in_token_order(experts, k, 
         assert [bool(g.final) for g in layer_got] == [False] * (len(layer_got) - 1) + [True]
 
 
-@pytest.mark.parametrize("lanes,chunks", [(4, 2), (8, 1)])
+# One token of one chunk: both experts' only beat adds into the same row, as close
+# together as the unit allows.
+@pytest.mark.parametrize("lanes,chunks,tokens", [(4, 2, 9), (8, 1, 9), (8, 1, 1)])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_expert_combine_sums_weighted_expert_outputs(lanes, chunks, stall):
+def test_expert_combine_sums_weighted_expert_outputs(lanes, chunks, tokens, stall):
     # Two layers one after the other: the second must not see the first's sums.
     rng = np.random.default_rng(lanes + chunks)
-    tokens, experts, k = 9, 4, 2
+    experts, k = 4, 2
     layers = []
     for _ in range(2):
         routing = intmodel.route_logits(ACT.quantise(rng.normal(0, 2, (tokens, experts))), k)
