@@ -141,15 +141,23 @@ def _pack_dsp(module: _Module, name: str, counts: dict):
            ("REG_INPUTA_CLK", "REG_INPUTB_CLK", "REG_PIPELINE_CLK", "REG_OUTPUT_CLK")):
         return  # configured by hand: leave it alone
     used = {}
-    for operand, settings in DSP_INPUTS.items():
-        behind = module.operand_ffs(cell, [f"{operand}{i}" for i in range(18)])
-        pins = behind and _dsp_controls(cell, behind[0], used)
-        if pins is None:
-            continue
-        for pin, ff in behind[1].items():
-            cell["connections"][pin] = list(module.cells[ff]["connections"]["DI"])
-        params.update(zip(settings, pins, strict=True))
-        counts["dsp_operand_registers"] += 1
+    # Both operands get their registers or neither: nextpnr times a block with one
+    # registered operand as if neither were. A constant operand takes the other's controls.
+    operands = {}
+    for operand in DSP_INPUTS:
+        pins = [f"{operand}{i}" for i in range(18)]
+        constant = not any(_is_net(cell["connections"].get(p, ["x"])[0]) for p in pins)
+        operands[operand] = (None, {}) if constant else module.operand_ffs(cell, pins)
+    if all(found is not None for found in operands.values()):
+        controls = [own for own, _ in operands.values() if own is not None]
+        chosen = {operand: _dsp_controls(cell, own or controls[0], used)
+                  for operand, (own, _) in operands.items()} if controls else {}
+        if chosen and None not in chosen.values():
+            for operand, settings in DSP_INPUTS.items():
+                for pin, ff in operands[operand][1].items():
+                    cell["connections"][pin] = list(module.cells[ff]["connections"]["DI"])
+                params.update(zip(settings, chosen[operand], strict=True))
+                counts["dsp_operand_registers"] += 1
     after = module.result_ffs(cell, [f"P{i}" for i in range(36)])
     pins = after and _dsp_controls(cell, after[0], used)
     if pins is not None:

@@ -34,11 +34,9 @@ class TB(StreamTB):
 async def layers(dut, stalls):
     tb = TB(dut, stalls)
     jobs = [tb.layer(name) for name in tb.info["configs"]]
-    inputs = {p: [b for j in jobs for b in j["inputs"][p]] for p in ("cmd", "queue", "y")}
-    result = await tb.run(inputs, [row for j in jobs for row in j["expected"]])
     # A queue entry, an output beat, a row chunk out: one per cycle each, in turn.
-    tb.record("layers", {**result, "macs": sum(len(j["inputs"]["y"]) for j in jobs)
-                         * get_hw_config(tb.info["hw"]).tile_out,
-                         "ideal_cycles": sum(j["ideal_cycles"] for j in jobs),
-                         "peak_macs_per_cycle": get_hw_config(tb.info["hw"]).tile_out})
+    result = await tb.run_jobs(jobs)
+    lanes = get_hw_config(tb.info["hw"]).tile_out
+    tb.record("layers", {**result, "macs": sum(len(j["inputs"]["y"]) for j in jobs) * lanes,
+                         "peak_macs_per_cycle": lanes})
     assert result["mismatches"] == 0, f"{result['mismatches']} mismatches against pyref"

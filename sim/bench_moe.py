@@ -76,9 +76,6 @@ async def layers(dut):
 async def layers_with_stalls(dut):
     """Both layers back to back, every stream stalling at random."""
     tb = TB(dut, stalls=True)
-    jobs = [tb.layer(name) for name in tb.info["configs"]]
-    inputs = {p: [b for j in jobs for b in j["inputs"][p]] for p in ("cmd", "logits")}
-    expected = {p: [b for j in jobs for b in j["expected"][p]] for p in ("o", "weights")}
-    result = await tb.run(inputs, expected)
+    result = await tb.run_jobs([tb.layer(name) for name in tb.info["configs"]])
     tb.record("layers", result)
     assert result["mismatches"] == 0, f"{result['mismatches']} mismatches against pyref"

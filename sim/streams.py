@@ -205,6 +205,18 @@ class StreamTB:
                   if last is not None and self.first_cycle is not None else 0)
         return {"vectors": results, "mismatches": mismatches, "cycles": cycles}
 
+    async def run_jobs(self, jobs: list) -> dict:
+        """`run` the jobs one after another. A job has ``inputs`` (lists by source name),
+        ``expected`` (a list for sink ``o``, or lists by sink name) and ``ideal_cycles``;
+        the result's ideal is their sum."""
+        def joined(key):
+            if isinstance(jobs[0][key], dict):
+                return {n: [b for j in jobs for b in j[key][n]] for n in jobs[0][key]}
+            return [b for j in jobs for b in j[key]]
+
+        result = await self.run(joined("inputs"), joined("expected"))
+        return {**result, "ideal_cycles": sum(j["ideal_cycles"] for j in jobs)}
+
     def record(self, name: str, result: dict):
         """Add this test's result to the runner's results file."""
         path = Path(os.environ["LUMOE_RESULTS"])
