@@ -107,9 +107,9 @@ class AttentionOutput(wiring.Component):
                     m.d.sync += [recip.r.eq(self.i.payload.r), recip.e.eq(self.i.payload.e)]
 
         # B0 reads each lane's chunk and the values; B1 has them (and sends a finished row
-        # out); B2 registers them and each product's operand; B3 registers the partial
-        # products of 17-bit limbs (one multiplier each); B4 has their sum and writes the
-        # new chunk back.
+        # out); B2 registers them, and each product's operand is chosen; B3 registers the
+        # partial products of 17-bit limbs (one multiplier each); B4 has their sum and
+        # writes the new chunk back.
         load = self.values.read_port()
         m.d.comb += load.addr.eq(step.base + now_chunk)
         b1 = delayed(m, step, 1, "b1")
@@ -117,7 +117,10 @@ class AttentionOutput(wiring.Component):
         late = delayed(m, b1, self.loop_latency - 1, "late")
         late_valid = delayed(m, b1_valid, self.loop_latency - 1, "late_valid")
         late_chunk = delayed(m, now_chunk, self.loop_latency, "late_chunk")
-        late_v = delayed(m, load.data, self.loop_latency - 1, "late_v", reset_less=True)
+        # The value chunk and each lane's chunk are registered as they leave their memories
+        # (the value buffer's register moves into its block RAM), then feed the multipliers.
+        v_held = delayed(m, load.data, 1, "v_held", reset_less=True)
+        late_v = delayed(m, v_held, self.loop_latency - 2, "late_v", reset_less=True)
         one_v = [v << PROB.frac for v in late_v]  # term * v for a term of exactly 1
         leaving = []
         for j, row in enumerate(self.rows):
@@ -126,13 +129,14 @@ class AttentionOutput(wiring.Component):
             read = row.read_port(transparent_for=(write,))
             m.d.comb += read.addr.eq(now_chunk)
             leaving.append(read.data)
-            old = delayed(m, read.data, self.loop_latency - 1, f"old{j}", reset_less=True)
+            held = delayed(m, read.data, 1, f"held{j}", reset_less=True)
+            old = delayed(m, held, self.loop_latency - 2, f"old{j}", reset_less=True)
             power = delayed(m, b1.power[j], 1, f"power{j}")
+            rises = delayed(m, b1.rises[j], 1, f"rises{j}")
             new = []
             for w in range(self.width):
-                operand = delayed(m, Mux(b1.rises[j], read.data[w], load.data[w]), 1,
-                                  f"operand{j}_{w}")
-                product = limb_product(m, operand, power, f"product{j}_{w}")
+                product = limb_product(m, Mux(rises, held[w], v_held[w]), power,
+                                       f"product{j}_{w}")
                 rescaled = (product + (1 << (PROB.frac - 1))) >> PROB.frac
                 new.append(Mux(late.flags.first[j], one_v[w],
                                Mux(late.rises[j], rescaled + one_v[w], old[w] + product)))
