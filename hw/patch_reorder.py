@@ -64,11 +64,13 @@ class PatchReorder(wiring.Component):
             with m.If(expert == e):
                 m.d.comb += count.eq(c)
         writes = self.i.valid & ~reading
-        m.d.comb += [store.en.eq(writes),
+        # The write is registered (its address comes through the count multiplexer); the
+        # queues are read at least two cycles after the last one (`settled`).
+        m.d.sync += [store.en.eq(writes),
                      store.addr.eq(times_constant(expert, self.max_tokens) + count),
                      store.data.token.eq(token),
-                     store.data.score.eq(self.i.payload.choice.value[rank]),
-                     self.i.ready.eq(~reading & (rank == self.k - 1))]
+                     store.data.score.eq(self.i.payload.choice.value[rank])]
+        m.d.comb += self.i.ready.eq(~reading & (rank == self.k - 1))
         with m.If(writes):
             for e, c in enumerate(counts):
                 with m.If(expert == e):
