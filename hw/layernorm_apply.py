@@ -5,9 +5,13 @@ from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hls import flow
 from hls.flow import EXPONENT, MANTISSA, TOTAL
 from hw.kernels import kernel_pipe
 from pyref.formats import ACT, WEIGHT
+
+#: Values per row, as the XLS LayerNorm kernels take it.
+DIM = flow.KERNELS["ln_apply"].inputs["dim"].shape()
 
 
 def apply_layout(lanes: int) -> data.StructLayout:
@@ -33,7 +37,7 @@ class LayerNormApply(wiring.Component):
     Members
     -------
     i : In(stream.Signature(apply_layout(lanes), always_ready=True))
-    dim : In(16)
+    dim : In(DIM)
         Values per row; it holds for a whole layer.
     o : Out(stream.Signature(ArrayLayout(ACT, lanes), always_ready=True))
     """
@@ -44,7 +48,7 @@ class LayerNormApply(wiring.Component):
         self.latency = self.pipes[0].latency
         super().__init__({
             "i": In(stream.Signature(apply_layout(lanes), always_ready=True)),
-            "dim": In(16),
+            "dim": In(DIM),
             "o": Out(stream.Signature(data.ArrayLayout(ACT.shape(), lanes), always_ready=True)),
         })
 

@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from hls import flow
 from hls.flow import EXPONENT, MANTISSA, SQUARES, TOTAL
 from hw.arith import registered_sum, times_constant
 from hw.chain import Chain
@@ -12,7 +13,7 @@ from hw.column_memory import ColumnMemory
 from hw.credit_stream import CreditStream
 from hw.delay import delayed
 from hw.kernels import kernel_pipe
-from hw.layernorm_apply import LayerNormApply, apply_layout
+from hw.layernorm_apply import DIM, LayerNormApply, apply_layout
 from hw.memory_read import MemoryRead
 from pyref.formats import ACT, WEIGHT
 
@@ -21,7 +22,7 @@ def command_layout(max_tokens: int, max_chunks: int) -> data.StructLayout:
     """One LayerNorm layer: ``tokens`` rows of ``chunks`` beats; ``eps`` in the units of
     `pyref.intmodel.layernorm_eps`."""
     return data.StructLayout({"tokens": range(max_tokens + 1), "chunks": range(max_chunks + 1),
-                              "eps": 32})
+                              "eps": flow.KERNELS["ln_stats"].inputs["eps"].shape()})
 
 
 def params_layout(lanes: int) -> data.StructLayout:
@@ -106,7 +107,7 @@ class LayerNormUnit(wiring.Component):
                                                 depth=self.rows)
 
         job = Signal(self.cmd.payload.shape())
-        dim = Signal(16)
+        dim = Signal(DIM)
         loading, feeding, busy = Signal(), Signal(), Signal()
         m.d.comb += self.cmd.ready.eq(~busy)
         with m.If(self.cmd.valid & self.cmd.ready):

