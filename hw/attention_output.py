@@ -1,6 +1,6 @@
 """Attention's output accumulators: A·V with the softmax's rescaling, and the late divide."""
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
@@ -108,8 +108,10 @@ class AttentionOutput(wiring.Component):
 
         # B0 reads each lane's chunk and the values; B1 has them (and sends a finished row
         # out); B2 registers them, and each product's operand is chosen; B3 registers the
-        # partial products of 17-bit limbs (one multiplier each); B4 has their sum and
-        # writes the new chunk back.
+        # partial products of 17-bit limbs (one multiplier each) and the addend; B4 has
+        # their sum, adds the addend (one carry chain) and writes the new chunk back.
+        # When the maximum rose, round(out * power / 2^15) + 2^15 * v is
+        # (out * power + 2^14 + 2^30 * v) >> 15: the addend holds all but the product.
         load = self.values.read_port()
         m.d.comb += load.addr.eq(step.base + now_chunk)
         b1 = delayed(m, step, 1, "b1")
@@ -120,7 +122,8 @@ class AttentionOutput(wiring.Component):
         # The value chunk and each lane's chunk are registered as they leave their memories
         # (the value buffer's register moves into its block RAM), then feed the multipliers.
         v_held = delayed(m, load.data, 1, "v_held", reset_less=True)
-        late_v = delayed(m, v_held, self.loop_latency - 2, "late_v", reset_less=True)
+        v_b3 = delayed(m, v_held, 1, "v_b3", reset_less=True)
+        late_v = delayed(m, v_b3, 1, "late_v", reset_less=True)
         one_v = [v << PROB.frac for v in late_v]  # term * v for a term of exactly 1
         leaving = []
         for j, row in enumerate(self.rows):
@@ -130,16 +133,22 @@ class AttentionOutput(wiring.Component):
             m.d.comb += read.addr.eq(now_chunk)
             leaving.append(read.data)
             held = delayed(m, read.data, 1, f"held{j}", reset_less=True)
-            old = delayed(m, held, self.loop_latency - 2, f"old{j}", reset_less=True)
+            held_b3 = delayed(m, held, 1, f"held_b3_{j}", reset_less=True)
             power = delayed(m, b1.power[j], 1, f"power{j}")
             rises = delayed(m, b1.rises[j], 1, f"rises{j}")
+            rises_b3 = delayed(m, rises, 1, f"rises_b3_{j}")
             new = []
             for w in range(self.width):
                 product = limb_product(m, Mux(rises, held[w], v_held[w]), power,
                                        f"product{j}_{w}")
-                rescaled = (product + (1 << (PROB.frac - 1))) >> PROB.frac
+                addend_value = Mux(rises_b3, (v_b3[w] << 2 * PROB.frac)
+                                   + (1 << (PROB.frac - 1)), held_b3[w])
+                addend = Signal(Value.cast(addend_value).shape(), name=f"addend{j}_{w}",
+                                reset_less=True)
+                m.d.sync += addend.eq(addend_value)
+                total = product + addend
                 new.append(Mux(late.flags.first[j], one_v[w],
-                               Mux(late.rises[j], rescaled + one_v[w], old[w] + product)))
+                               Mux(late.rises[j], total >> PROB.frac, total)))
             m.d.comb += [write.en.eq(late_valid & late.flags.active[j]),
                          write.addr.eq(late_chunk),
                          *[write.data[w].eq(value) for w, value in enumerate(new)]]

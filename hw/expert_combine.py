@@ -59,10 +59,11 @@ class ExpertCombine(wiring.Component):
                                                        "score": PROB.shape()}),
                               depth=max_tokens, init=[])
         #: Cycles from a y beat to its sum's write.
-        self.latency = 4
-        #: Idle cycles before an expert's outputs: with the queue's cycle (one entry at
-        #: least) and the state changes, beats that share a row are `latency` apart.
-        self.gap = self.latency - 2
+        self.latency = 5
+        #: Idle cycles before an expert's outputs. A beat's sum is read two cycles after
+        #: the beat; with the queue's cycle (one entry at least) and the state change, the
+        #: next expert's first read comes after the last expert's last write.
+        self.gap = self.latency - 3
         self.readout = CreditStream(CombineRounding(lanes, self.sum_shape))
         super().__init__({
             "cmd": In(stream.Signature(data.StructLayout({
@@ -80,7 +81,9 @@ class ExpertCombine(wiring.Component):
         rounding = readout.pipe
         wiring.connect(m, readout.o, wiring.flipped(self.o))
         store_entry = self.entries.write_port()
-        entry = self.entries.read_port(transparent_for=(store_entry,))
+        # Not transparent: the queue's entries are written at least `gap` cycles before
+        # the first is read, and its block RAM output goes straight into a register.
+        entry = self.entries.read_port()
         store = self.sums.write_port()
         load = self.sums.read_port()
 
@@ -95,18 +98,25 @@ class ExpertCombine(wiring.Component):
         waiting = Signal(range(self.gap))
         clearing, cleared = Signal(), Signal.like(store.addr)  # a chunk sent, to clear
 
-        # A y beat goes through five stages: its entry (read ahead) and the beat are
-        # registered with the sum's address; the sum is read and the score times the beat
+        # A y beat goes through six stages: its entry (read ahead) and the beat are
+        # registered (the entry in the block RAM's output register); the sum's address is
+        # the entry's row plus the chunk; the sum is read and the score times the beat
         # registered; the sum leaves the block RAM (its output register); it is registered
         # again in the fabric (the block RAM's output is slow and far); the new sum is
-        # written. So a read sees the writes of beats at least `latency` cycles before it.
-        # Two beats of one expert never share a row and chunk, and between experts the
-        # queue's cycles and `gap` cycles pass: beats that share a row are that far apart.
+        # written. A sum is read two cycles after its beat and written `latency` cycles
+        # after it. Two beats of one expert never share a row and chunk, and between
+        # experts the queue's cycles and `gap` cycles pass (see `gap`).
+        took_entry = Signal()
+        entry_now = Signal(self.entries.shape, reset_less=True)
+        entry_chunk = Signal.like(chunk, reset_less=True)
+        entry_beat = Signal.like(self.y.payload, reset_less=True)
+        m.d.sync += [took_entry.eq(0), clearing.eq(0), entry_now.eq(entry.data)]
         took = Signal()
-        addr = Signal.like(store.addr)
-        score = Signal(PROB.shape())
-        beat = Signal.like(self.y.payload)
-        m.d.sync += [took.eq(0), clearing.eq(0)]
+        addr = Signal.like(store.addr, reset_less=True)
+        score = Signal(PROB.shape(), reset_less=True)
+        beat = Signal.like(self.y.payload, reset_less=True)
+        m.d.sync += [took.eq(took_entry), addr.eq(entry_now.row + entry_chunk),
+                     score.eq(entry_now.score), beat.eq(entry_beat)]
         products = [Signal(self.sum_shape, name=f"product{k}", reset_less=True)
                     for k in range(self.lanes)]
         m.d.sync += [p.eq(score * beat[k]) for k, p in enumerate(products)]
@@ -148,8 +158,8 @@ class ExpertCombine(wiring.Component):
                 m.d.comb += [self.y.ready.eq(1),
                              entry.addr.eq(Mux(take, Mux(ends, 0, index + 1), index))]
                 with m.If(take):
-                    m.d.sync += [took.eq(1), addr.eq(entry.data.row + chunk),
-                                 score.eq(entry.data.score), beat.eq(self.y.payload),
+                    m.d.sync += [took_entry.eq(1), entry_chunk.eq(chunk),
+                                 entry_beat.eq(self.y.payload),
                                  index.eq(Mux(ends, 0, index + 1))]
                     with m.If(ends):
                         m.d.sync += chunk.eq(chunk + 1)

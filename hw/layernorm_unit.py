@@ -198,8 +198,13 @@ class LayerNormUnit(wiring.Component):
         with m.If(issue):
             m.d.sync += [tail.eq(tail + 1), replaying.eq(~final),
                          position.eq(Mux(final, 0, position + 1))]
-        m.d.sync += [stored.eq(stored + accept - issue),
-                     waiting.eq(waiting + (accept & ends) - starting)]
+        # The replay's handshake is late in the cycle and far away, so its chunks and rows
+        # leave the counts a cycle late: the buffer and the row count are one fuller than
+        # they are for that cycle, and both have room to spare.
+        issued = delayed(m, issue, 1, "issued")
+        started = delayed(m, starting, 1, "started")
+        m.d.sync += [stored.eq(stored + accept - issued),
+                     waiting.eq(waiting + (accept & ends) - started)]
 
         # -- output; the layer ends with its last chunk
         wiring.connect(m, replay.o, wiring.flipped(self.o))

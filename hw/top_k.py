@@ -17,8 +17,9 @@ class TopK(wiring.Component):
     """The ``k`` largest `PROB` values of each row, best first; among equal values the
     earlier position wins (as a stable sort, `pyref.intmodel.route`).
 
-    Each value is inserted into a sorted list of ``k`` registers as it arrives, so the choice
-    is ready the cycle after a row's last value. Rows need at least ``k`` values.
+    Each value is registered as it arrives (its source may be a FIFO's slow read) and then
+    inserted into a sorted list of ``k`` registers, so the choice is ready two cycles after
+    a row's last value. Rows need at least ``k`` values.
 
     Parameters
     ----------
@@ -41,7 +42,9 @@ class TopK(wiring.Component):
         m = Module()
         best = Signal(choice_layout(self.k, self.max_len))
         position = Signal(range(self.max_len))
-        value = self.i.payload.value
+        held = Signal(self.i.payload.shape(), reset_less=True)
+        held_valid = Signal()
+        value = held.value
         # The list is sorted, so the slots the new value beats (strictly, or empty ones: a
         # row's first values fill them) are the tail from its place on; that tail moves down.
         beats = [(value > best.value[r]) | (position <= r) for r in range(self.k)]
@@ -55,12 +58,16 @@ class TopK(wiring.Component):
                         m.d.comb += [inserted.index[r].eq(best.index[r - 1]),
                                      inserted.value[r].eq(best.value[r - 1])]
 
-        accept = self.i.valid & self.i.ready
-        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        insert = held_valid & (~self.o.valid | self.o.ready)
+        m.d.comb += self.i.ready.eq(~held_valid | insert)
+        with m.If(insert):
+            m.d.sync += held_valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [held.eq(self.i.payload), held_valid.eq(1)]
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
-        with m.If(accept):
+        with m.If(insert):
             m.d.sync += [best.eq(inserted), position.eq(position + 1)]
-            with m.If(self.i.payload.last):
+            with m.If(held.last):
                 m.d.sync += [self.o.payload.eq(inserted), self.o.valid.eq(1), position.eq(0)]
         return m
