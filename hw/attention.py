@@ -179,7 +179,13 @@ class AttentionUnit(wiring.Component):
         first_chunk = chunk == 0
         finalize = Mux(first_chunk, (key < lanes) & pending.bit_select(key, 1), step_finalize)
         done = Mux(flush, 0, ~flags.active.as_value().any())
-        credit = promised <= self.fifo_depth - job.chunks
+        # Worked out from the command when it is taken, so the issue decision below compares
+        # registers only: the last chunk's index, the FIFO room a finished row needs, and
+        # the gap after this job's steps.
+        last_index = Signal.like(chunk)
+        room = Signal(range(self.fifo_depth + 1))
+        job_gap = Signal(range(max(self.min_step_cycles, self.max_chunks) + 1))
+        credit = promised <= room
         # The last chunks of two steps are at least min_step_cycles apart, and at least as
         # far as the earlier step has chunks: its burst in AttentionOutput must end before
         # the next begins (a flush may be followed by shorter rows).
@@ -187,11 +193,9 @@ class AttentionUnit(wiring.Component):
         longest = max(self.min_step_cycles, self.max_chunks)
         since_last = Signal(range(longest + 1), init=longest)
         gap = Signal(range(longest + 1))
-        last_chunk = chunk == job.chunks - 1
+        last_chunk = chunk == last_index
         with m.If(issue & last_chunk):
-            m.d.sync += [since_last.eq(1),
-                         gap.eq(Mux(job.chunks > self.min_step_cycles, job.chunks,
-                                    self.min_step_cycles))]
+            m.d.sync += [since_last.eq(1), gap.eq(job_gap)]
         with m.Elif(since_last < longest):
             m.d.sync += since_last.eq(since_last + 1)
 
@@ -225,6 +229,10 @@ class AttentionUnit(wiring.Component):
             with m.If(bad):
                 m.d.sync += self.error.eq(1)
             with m.Else():
+                chunks = self.cmd.payload.chunks
+                m.d.sync += [last_index.eq(chunks - 1), room.eq(self.fifo_depth - chunks),
+                             job_gap.eq(Mux(chunks > self.min_step_cycles, chunks,
+                                            self.min_step_cycles))]
                 m.d.sync += [job.eq(self.cmd.payload), busy.eq(1), base.eq(0), key.eq(0),
                              chunk.eq(0), step.eq(fresh), previous.eq(0),
                              current.eq(Cat(j < tokens for j in range(lanes))),

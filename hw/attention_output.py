@@ -1,6 +1,6 @@
 """Attention's output accumulators: A·V with the softmax's rescaling, and the late divide."""
 
-from amaranth.hdl import Module, Mux, Signal, Value
+from amaranth.hdl import C, Cat, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
@@ -67,9 +67,10 @@ class AttentionOutput(wiring.Component):
         self.rows = [Memory(shape=data.ArrayLayout(ATTN.shape(), width), depth=max_chunks,
                             init=[]) for _ in range(lanes)]
         self.normalise = [kernel_pipe("attention_normalise") for _ in range(width)]
-        #: Cycles from a chunk's read to its write back: a row's steps must be this far apart.
+        #: Cycles from a lane's chunk's read to its write back: a row's steps must be this
+        #: far apart.
         self.loop_latency = 4
-        self.latency = 1 + self.normalise[0].latency  # from a chunk's cycle to its output
+        self.latency = 2 + self.normalise[0].latency  # from a chunk's cycle to its output
         super().__init__({
             **lockstep(burst_layout(lanes, max_chunks, v_depth),
                        data.ArrayLayout(ACT.shape(), width)).members,
@@ -98,57 +99,59 @@ class AttentionOutput(wiring.Component):
         with m.Elif(busy):
             m.d.sync += [chunk.eq(chunk + 1), busy.eq(chunk + 1 < held.chunks)]
 
-        # Reciprocals of the finished queries, per lane, until their rows leave.
-        recips = [Signal(data.StructLayout({"r": MANTISSA, "e": EXPONENT}), name=f"recip{j}")
-                  for j in range(self.lanes)]
-        with m.If(self.i.valid & self.i.payload.ended):
-            for j, recip in enumerate(recips):
-                with m.If(self.i.payload.end_lane == j):
-                    m.d.sync += [recip.r.eq(self.i.payload.r), recip.e.eq(self.i.payload.e)]
-
-        # B0 reads each lane's chunk and the values; B1 has them (and sends a finished row
-        # out); B2 registers them, and each product's operand is chosen; B3 registers the
-        # partial products of 17-bit limbs (one multiplier each) and the addend; B4 has
-        # their sum, adds the addend (one carry chain) and writes the new chunk back.
+        # B0 reads the values; B1 has them and reads each lane's chunk; B2 has both (the
+        # value buffer's register moves into its block RAM); B3 registers the operands (in
+        # the multipliers' input registers); B4 registers the partial products of 17-bit
+        # limbs (one multiplier each); B5 has their sums, adds the other term (one carry
+        # chain), chooses and writes the new chunk back. So a lane's chunk is read at B1 and
+        # written `loop_latency` later, and a finished row leaves at B2. Both products are
+        # made, out * power and power * v, so no choice sits in front of a multiplier.
         # When the maximum rose, round(out * power / 2^15) + 2^15 * v is
-        # (out * power + 2^14 + 2^30 * v) >> 15: the addend holds all but the product.
+        # (out * power + 2^30 * v + 2^14) >> 15, and the added term is v beside a constant.
         load = self.values.read_port()
         m.d.comb += load.addr.eq(step.base + now_chunk)
         b1 = delayed(m, step, 1, "b1")
         b1_valid = delayed(m, going, 1, "b1_valid")
-        late = delayed(m, b1, self.loop_latency - 1, "late")
-        late_valid = delayed(m, b1_valid, self.loop_latency - 1, "late_valid")
-        late_chunk = delayed(m, now_chunk, self.loop_latency, "late_chunk")
-        # The value chunk and each lane's chunk are registered as they leave their memories
-        # (the value buffer's register moves into its block RAM), then feed the multipliers.
+        b1_chunk = delayed(m, now_chunk, 1, "b1_chunk")
+        b2 = delayed(m, b1, 1, "b2")
+        b2_valid = delayed(m, b1_valid, 1, "b2_valid")
+        late = delayed(m, b1, self.loop_latency, "late")
+        late_valid = delayed(m, b1_valid, self.loop_latency, "late_valid")
+        late_chunk = delayed(m, b1_chunk, self.loop_latency, "late_chunk")
         v_held = delayed(m, load.data, 1, "v_held", reset_less=True)
         v_b3 = delayed(m, v_held, 1, "v_b3", reset_less=True)
-        late_v = delayed(m, v_b3, 1, "late_v", reset_less=True)
+        late_v = delayed(m, v_b3, 2, "late_v", reset_less=True)
         one_v = [v << PROB.frac for v in late_v]  # term * v for a term of exactly 1
+        round_half = C(1 << (PROB.frac - 1), 2 * PROB.frac)
+        one_v_rounded = [Cat(round_half, v).as_signed() for v in late_v]  # 2^30 v + 2^14
+
+        # Reciprocals of the finished queries, per lane, until their rows leave. Set a
+        # cycle after the step arrives, as the rows leave a cycle after they are read.
+        recips = [Signal(data.StructLayout({"r": MANTISSA, "e": EXPONENT}), name=f"recip{j}")
+                  for j in range(self.lanes)]
+        with m.If(delayed(m, self.i.valid, 1, "arrived") & b1.ended):
+            for j, recip in enumerate(recips):
+                with m.If(b1.end_lane == j):
+                    m.d.sync += [recip.r.eq(b1.r), recip.e.eq(b1.e)]
+
         leaving = []
         for j, row in enumerate(self.rows):
             m.submodules[f"row{j}"] = row
             write = row.write_port()
             read = row.read_port(transparent_for=(write,))
-            m.d.comb += read.addr.eq(now_chunk)
-            leaving.append(read.data)
-            held = delayed(m, read.data, 1, f"held{j}", reset_less=True)
-            held_b3 = delayed(m, held, 1, f"held_b3_{j}", reset_less=True)
-            power = delayed(m, b1.power[j], 1, f"power{j}")
-            rises = delayed(m, b1.rises[j], 1, f"rises{j}")
-            rises_b3 = delayed(m, rises, 1, f"rises_b3_{j}")
+            m.d.comb += read.addr.eq(b1_chunk)
+            lane_chunk = read.data
+            leaving.append(lane_chunk)
+            old = delayed(m, lane_chunk, self.loop_latency - 1, f"old{j}", reset_less=True)
+            power = delayed(m, b1.power[j], 2, f"power{j}", reset_less=True)
             new = []
             for w in range(self.width):
-                product = limb_product(m, Mux(rises, held[w], v_held[w]), power,
-                                       f"product{j}_{w}")
-                addend_value = Mux(rises_b3, (v_b3[w] << 2 * PROB.frac)
-                                   + (1 << (PROB.frac - 1)), held_b3[w])
-                addend = Signal(Value.cast(addend_value).shape(), name=f"addend{j}_{w}",
-                                reset_less=True)
-                m.d.sync += addend.eq(addend_value)
-                total = product + addend
+                operand = delayed(m, lane_chunk[w], 1, f"operand{j}_{w}", reset_less=True)
+                rescaled = limb_product(m, operand, power, f"rescaled{j}_{w}")
+                term = limb_product(m, v_b3[w], power, f"term{j}_{w}")
                 new.append(Mux(late.flags.first[j], one_v[w],
-                               Mux(late.rises[j], total >> PROB.frac, total)))
+                               Mux(late.rises[j], (rescaled + one_v_rounded[w]) >> PROB.frac,
+                                   old[w] + term)))
             m.d.comb += [write.en.eq(late_valid & late.flags.active[j]),
                          write.addr.eq(late_chunk),
                          *[write.data[w].eq(value) for w, value in enumerate(new)]]
@@ -157,11 +160,11 @@ class AttentionOutput(wiring.Component):
         final = Signal(data.ArrayLayout(ATTN.shape(), self.width))
         recip = Signal(recips[0].shape())
         for j in range(self.lanes):
-            with m.If(b1.final_lane == j):
+            with m.If(b2.final_lane == j):
                 m.d.comb += [final.eq(leaving[j]), recip.eq(recips[j])]
         for w, normalise in enumerate(self.normalise):
             m.submodules[f"normalise{w}"] = normalise
-            m.d.comb += [normalise.i.valid.eq(b1_valid & b1.finalize),
+            m.d.comb += [normalise.i.valid.eq(b2_valid & b2.finalize),
                          normalise.i.payload.acc.eq(final[w]),
                          normalise.i.payload.r.eq(recip.r), normalise.i.payload.e.eq(recip.e),
                          self.o.payload[w].eq(normalise.o.payload)]
