@@ -1,6 +1,11 @@
-"""Delay lines for the fields that travel beside a lock-step pipeline."""
+"""Delay lines for the fields that travel beside a lock-step pipeline, and register copies
+that cut a signal's fanout."""
 
 from amaranth.hdl import Module, Signal, Value
+
+#: Register attribute: synthesis keeps each such register, though others hold the same value
+#: (`scripts.bitstream` marks them ``keep``, so yosys does not merge the copies back).
+KEPT_COPY = "lumoe_kept_copy"
 
 
 def delayed(m: Module, value, cycles: int, name: str = "delayed", reset_less: bool = False):
@@ -16,3 +21,18 @@ def delayed(m: Module, value, cycles: int, name: str = "delayed", reset_less: bo
         m.d.sync += Value.cast(register).eq(value)
         value = register
     return value
+
+
+def kept_copies(m: Module, value, count: int, name: str, reset_less: bool = False) -> list:
+    """``count`` registers of ``value`` as it was a cycle ago, kept apart in synthesis.
+
+    Each copy drives a share of ``value``'s loads: a net to hundreds of flip-flops or block
+    RAMs crosses the chip or crowds its region, where a few copies each stay local.
+    """
+    copies = []
+    for index in range(count):
+        register = Signal.like(value, name=f"{name}_copy{index}", reset_less=reset_less,
+                               attrs={KEPT_COPY: 1})
+        m.d.sync += Value.cast(register).eq(value)
+        copies.append(register)
+    return copies

@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.credit_stream import CreditStream
+from hw.delay import delayed, kept_copies
 from hw.linear_datapath import LinearDatapath
 from hw.weight_tiles import WeightTiles
 from pyref.config import HardwareConfig
@@ -115,8 +116,14 @@ class LinearUnit(wiring.Component):
             tiles.claim.eq(accept & pass_start),
             self.bias.ready.eq(accept & needs_bias),
         ]
-        with m.If(self.bias.ready):
-            m.d.sync += datapath.bias.eq(self.bias.payload)
+        # A bias beat lands a cycle after its handshake, each output's part on its own copy
+        # of the enable: the handshake settles late, and its enable reached every bias bit.
+        # The first slot that adds the bias reaches the sum stage long after.
+        arrived = delayed(m, self.bias.payload, 1, "bias_arrived", reset_less=True)
+        takes = kept_copies(m, self.bias.ready, len(arrived), "bias_taken")
+        for lane, taken in enumerate(takes):
+            with m.If(taken):
+                m.d.sync += datapath.bias[lane].eq(arrived[lane])
         with m.If(accept & first):
             m.d.sync += bias_age.eq(1)
         with m.Elif(~bias_free):

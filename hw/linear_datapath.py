@@ -1,12 +1,11 @@
 """The linear unit's datapath: activation buffer, MAC tile, partial sums, requantisers."""
 
-from amaranth.hdl import Module, Mux
+from amaranth.hdl import Cat, Module, Mux
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.column_memory import ColumnMemory
-from hw.delay import delayed
+from hw.delay import delayed, kept_copies
 from hw.mac_array import MacArray, tile_layout
 from hw.requant_lanes import RequantLanes
 from pyref.formats import ACC, ACT, BIAS
@@ -32,10 +31,11 @@ def slot_layout(tile_in: int, depth: int, max_tokens: int) -> data.StructLayout:
 class LinearDatapath(wiring.Component):
     """Lock-step (`hw.xls_pipe.lockstep`): slots in, one row of activations per ``last`` slot.
 
-    Stage 0 writes a streamed chunk into the activation buffer (through a register) or
-    reads a stored one (registered at the block RAM's output); stage 2 feeds it to the
-    `MacArray`, which reads ``tile`` at stage 3; at stage `sum_stage` the tile's dot
-    products join the token's partial sums. ``bias`` is read at `sum_stage`.
+    Stage 0 writes a streamed chunk into the activation buffer or reads a stored one (the
+    buffer registers both on the way in, and the read data at the block RAM's output);
+    stage 3 feeds it to the `MacArray`, which reads ``tile`` at stage 4; at stage
+    `sum_stage` the tile's dot products join the token's partial sums. ``bias`` is read at
+    `sum_stage`.
 
     Parameters
     ----------
@@ -53,7 +53,11 @@ class LinearDatapath(wiring.Component):
     """
 
     #: Cycles from a slot's entry to the stage where the MAC tile reads ``tile``, minus one.
-    tile_delay = 2
+    tile_delay = 3
+    #: The activation buffer's columns (block RAMs) per copy of its ports' address: the
+    #: buffer spans most of the chip's block RAMs, and one address net to all of them
+    #: took 19 ns to route.
+    columns_per_copy = 8
 
     def __init__(self, tile_in: int, tile_out: int, max_tokens: int, max_chunks: int):
         self.depth = max_tokens * max_chunks
@@ -63,9 +67,12 @@ class LinearDatapath(wiring.Component):
         self.latency = self.sum_stage + self.lanes.latency
         # A chunk is read back in a later pass, never in the cycle it is written.
         self.acts = ColumnMemory(shape=data.ArrayLayout(ACT.shape(), tile_in),
-                                 depth=self.depth, collisions_undefined=True)
-        self.sums = Memory(shape=data.ArrayLayout(ACC.shape(), tile_out), depth=max_tokens,
-                           init=[])
+                                 depth=self.depth, collisions_undefined=True,
+                                 columns_per_copy=self.columns_per_copy)
+        # A token's partial sums are read in its next pass, never in the cycle they are
+        # written (see `elaborate`).
+        self.sums = ColumnMemory(shape=data.ArrayLayout(ACC.shape(), tile_out),
+                                 depth=max_tokens, collisions_undefined=True)
         super().__init__({
             "i": In(stream.Signature(slot_layout(tile_in, self.depth, max_tokens),
                                      always_ready=True)),
@@ -83,15 +90,14 @@ class LinearDatapath(wiring.Component):
         m.submodules.sums = self.sums
         slot = self.i.payload
 
-        # -- stage 0: streamed chunks are stored for the tile's other output rows. The write
-        # is registered: its enable, address and data reach every column of the buffer,
-        # across the chip. A stored chunk is next read in a later pass, long after.
+        # -- stage 0: streamed chunks are stored for the tile's other output rows. A stored
+        # chunk is next read in a later pass, long after.
         store, load = self.acts.write_port(), self.acts.read_port()
-        m.d.sync += [store.en.eq(self.i.valid & slot.from_stream), store.addr.eq(slot.addr),
-                     store.data.eq(slot.x)]
-        m.d.comb += load.addr.eq(slot.addr)
+        m.d.comb += [store.en.eq(self.i.valid & slot.from_stream), store.addr.eq(slot.addr),
+                     store.data.eq(slot.x), load.addr.eq(slot.addr)]
         stage = self.tile_delay
-        stored = delayed(m, load.data, stage - 1, "stored", reset_less=True)
+        stored = delayed(m, load.data, stage - self.acts.read_latency, "stored",
+                         reset_less=True)
         m.d.comb += [mac.i.valid.eq(delayed(m, self.i.valid, stage, "valid_mac")),
                      mac.i.payload.eq(Mux(delayed(m, slot.from_stream, stage, "from_stream"),
                                           delayed(m, slot.x, stage, "streamed"), stored)),
@@ -107,9 +113,13 @@ class LinearDatapath(wiring.Component):
         at_sum = delayed(m, ahead, 2, "at_sum")
         m.d.comb += read.addr.eq(ahead.token)
         stored = delayed(m, read.data, 1, "stored", reset_less=True)
-        total = [mac.o.payload[k] + Mux(at_sum.first, Mux(at_sum.bias, self.bias[k], 0),
-                                        stored[k])
-                 for k in range(len(self.bias))]
+        # Each output's choice of its start has its own copy of first and bias: one pair
+        # of nets to every bit of every sum crowded the routing around the multipliers.
+        before_sum = delayed(m, ahead, 1, "before_sum")
+        starts = kept_copies(m, Cat(before_sum.first, before_sum.bias), len(self.bias),
+                             "starts")
+        total = [mac.o.payload[k] + Mux(start[0], Mux(start[1], self.bias[k], 0), stored[k])
+                 for k, start in enumerate(starts)]
         m.d.comb += [
             write.en.eq(mac.o.valid), write.addr.eq(at_sum.token),
             *[write.data[k].eq(t) for k, t in enumerate(total)],

@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.delay import delayed
+from hw.delay import delayed, kept_copies
 from hw.mac_array import tile_layout
 from pyref.formats import WEIGHT
 
@@ -48,14 +48,24 @@ class WeightTiles(wiring.Component):
         following = Signal(tile_layout(self.rows, self.cols))
         row = Signal(range(self.rows))
         full, claimed = Signal(), Signal()
-        take = delayed(m, self.claim, self.delay, "take")
+        # Each row of the tile changes on its own copy of the take: one enable net to every
+        # weight register crowded the routing around the multipliers.
+        if self.delay:
+            takes = kept_copies(m, delayed(m, self.claim, self.delay - 1, "take"), self.rows,
+                                "take")
+        else:
+            takes = [self.claim] * self.rows
+        take = takes[0]
 
         # Row 0 of the following tile may arrive in the very cycle the current one is taken.
         m.d.comb += [self.w.ready.eq(~full | take), self.ready.eq(full & ~claimed)]
         with m.If(self.claim):
             m.d.sync += claimed.eq(1)
         with m.If(take):
-            m.d.sync += [self.tile.eq(following), full.eq(0), claimed.eq(0)]
+            m.d.sync += [full.eq(0), claimed.eq(0)]
+        for row_take, tile_row, following_row in zip(takes, self.tile, following, strict=True):
+            with m.If(row_take):
+                m.d.sync += tile_row.eq(following_row)
         with m.If(self.w.valid & self.w.ready):
             m.d.sync += [following[row].eq(self.w.payload), row.eq(row + 1)]
             with m.If(row == self.rows - 1):

