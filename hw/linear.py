@@ -83,17 +83,35 @@ class LinearUnit(wiring.Component):
 
         job = Signal(self.cmd.payload.shape())
         busy = Signal()
-        out_chunk = Signal(16)
-        in_chunk = Signal(range(self.max_chunks))
-        token = Signal(range(self.hw.max_tokens))
+        # The loop counters, each with registered flags for its first and last value, so
+        # the handshake below only combines registers (it reaches far across the unit).
+        loops = {name: (Signal(shape, name=name), Signal(name=f"{name}_first"),
+                        Signal(name=f"{name}_last"), Signal(shape, name=f"{name}_before_last"))
+                 for name, shape in (("out_chunk", 16), ("in_chunk", range(self.max_chunks)),
+                                     ("token", range(self.hw.max_tokens)))}
+        counts = {"out_chunk": "out_chunks", "in_chunk": "in_chunks", "token": "tokens"}
         addr = Signal(range(datapath.depth))
         m.d.comb += self.cmd.ready.eq(~busy)
         with m.If(self.cmd.valid & ~busy):
-            m.d.sync += [job.eq(self.cmd.payload), busy.eq(1), out_chunk.eq(0), in_chunk.eq(0),
-                         token.eq(0), addr.eq(0)]
+            m.d.sync += [job.eq(self.cmd.payload), busy.eq(1), addr.eq(0)]
+            for name, (counter, first_value, last_value, before_last) in loops.items():
+                count = self.cmd.payload[counts[name]]
+                m.d.sync += [counter.eq(0), first_value.eq(1), last_value.eq(count == 1),
+                             before_last.eq(count - 2)]
 
-        first, last = in_chunk == 0, in_chunk == job.in_chunks - 1
-        from_stream, pass_start = out_chunk == 0, token == 0
+        def advance(name):
+            """Step loop ``name`` (in the current condition), back to 0 after its last."""
+            counter, first_value, last_value, before_last = loops[name]
+            with m.If(last_value):
+                m.d.sync += [counter.eq(0), first_value.eq(1),
+                             last_value.eq(job[counts[name]] == 1)]
+            with m.Else():
+                m.d.sync += [counter.eq(counter + 1), first_value.eq(0),
+                             last_value.eq(counter == before_last)]
+
+        token, pass_start, token_last, _ = loops["token"]
+        in_chunk, first, last, _ = loops["in_chunk"]
+        from_stream, out_last = loops["out_chunk"][1:3]
         needs_bias = pass_start & first & job.bias
         # The bias register is read at the sum stage: a new bias waits until every slot
         # that started from the old one has passed it.
@@ -130,11 +148,13 @@ class LinearUnit(wiring.Component):
             m.d.sync += bias_age.eq(bias_age + 1)
 
         with m.If(accept):
-            m.d.sync += [token.eq(token + 1), addr.eq(addr + 1)]
-            with m.If(token == job.tokens - 1):
-                m.d.sync += [token.eq(0), in_chunk.eq(in_chunk + 1)]
+            m.d.sync += addr.eq(addr + 1)
+            advance("token")
+            with m.If(token_last):
+                advance("in_chunk")
                 with m.If(last):
-                    m.d.sync += [in_chunk.eq(0), addr.eq(0), out_chunk.eq(out_chunk + 1)]
-                    with m.If(out_chunk == job.out_chunks - 1):
+                    m.d.sync += addr.eq(0)
+                    advance("out_chunk")
+                    with m.If(out_last):
                         m.d.sync += busy.eq(0)
         return m

@@ -101,7 +101,8 @@ def _layernorm(rng: np.random.Generator) -> dict:
 #: tokens (a token's next chunk two slots later) and one token (every pass waits for its
 #: tile), on odd widths.
 EDGE_LAYERS = [LinearLayer("two_tokens", 2, 24, 12, gelu=True),
-               LinearLayer("one_token", 1, 20, 9, bias=False)]
+               LinearLayer("one_token", 1, 20, 9, bias=False),
+               LinearLayer("one_chunk", 3, 5, 17)]
 
 
 def _linear(rng: np.random.Generator) -> dict:
