@@ -163,8 +163,8 @@ DESIGNS = {d.name: d for d in [
                     *flow.pipelines("reciprocal"), "attention_normalise"),
            bench="sim.bench_attention", bench_args={"configs": list(CONFIGS)},
            # router1, nextpnr-ecp5's default, spent over 20 minutes ripping up this unit's
-           # last overused wires; router2 takes about 90 s. On the linear unit router2 left
-           # a 19 ns route on one address net (50 MHz against router1's 89 MHz), so each
+           # last overused wires; router2 takes about 90 s. On the linear unit router2
+           # leaves long detours (79 MHz against router1's 103 MHz), so each
            # design keeps the router that does better on it.
            router="router2"),
     Design("moe", "moe_unit", moe_unit, {"hw": "ecp5-85f"},
