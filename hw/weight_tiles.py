@@ -13,8 +13,10 @@ class WeightTiles(wiring.Component):
     """Two weight tiles in registers: ``tile``, in use, and the next, filled row by row.
 
     A user claims the next tile once it is complete (``ready``); ``delay`` cycles later it
-    becomes ``tile`` and the next one starts to load. The delay lets a pipeline finish the
-    vectors it already took with the old tile.
+    becomes ``tile``. The delay lets a pipeline finish the vectors it already took with the
+    old tile. The tile after it starts to load at once: rows that arrive before the change
+    wait in a few registers of their own (at most ``delay - 1``) and join the others then,
+    so a new tile can be claimed every ``rows + 1`` cycles whatever the delay.
 
     Parameters
     ----------
@@ -46,6 +48,10 @@ class WeightTiles(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         following = Signal(tile_layout(self.rows, self.cols))
+        # Rows of the tile after next that arrive between the claim and the change.
+        early_rows = max(0, min(self.delay - 1, self.rows - 1))
+        early = [Signal.like(following[0], name=f"early{k}", reset_less=True)
+                 for k in range(early_rows)]
         row = Signal(range(self.rows))
         full, claimed = Signal(), Signal()
         # Each row of the tile changes on its own copy of the take: one enable net to every
@@ -57,17 +63,29 @@ class WeightTiles(wiring.Component):
             takes = [self.claim] * self.rows
         take = takes[0]
 
-        # Row 0 of the following tile may arrive in the very cycle the current one is taken.
-        m.d.comb += [self.w.ready.eq(~full | take), self.ready.eq(full & ~claimed)]
+        # A row may arrive in the very cycle of the change (the change reads the old
+        # rows), or while the change is pending, into `early`.
+        pending = claimed & ~take
+        m.d.comb += [self.w.ready.eq(~full | take | (pending & (row < early_rows))),
+                     self.ready.eq(full & ~claimed)]
         with m.If(self.claim):
             m.d.sync += claimed.eq(1)
         with m.If(take):
             m.d.sync += [full.eq(0), claimed.eq(0)]
+            for k, early_row in enumerate(early):
+                with m.If(k < row):
+                    m.d.sync += following[k].eq(early_row)
         for row_take, tile_row, following_row in zip(takes, self.tile, following, strict=True):
             with m.If(row_take):
                 m.d.sync += tile_row.eq(following_row)
         with m.If(self.w.valid & self.w.ready):
-            m.d.sync += [following[row].eq(self.w.payload), row.eq(row + 1)]
+            m.d.sync += row.eq(row + 1)
+            with m.If(pending):
+                for k, early_row in enumerate(early):
+                    with m.If(row == k):
+                        m.d.sync += early_row.eq(self.w.payload)
+            with m.Else():
+                m.d.sync += following[row].eq(self.w.payload)
             with m.If(row == self.rows - 1):
                 m.d.sync += [full.eq(1), row.eq(0)]
         return m
