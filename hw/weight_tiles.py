@@ -16,7 +16,7 @@ class WeightTiles(wiring.Component):
     becomes ``tile``. The delay lets a pipeline finish the vectors it already took with the
     old tile. The tile after it starts to load at once: rows that arrive before the change
     wait in a few registers of their own (at most ``delay - 1``) and join the others then,
-    so a new tile can be claimed every ``rows + 1`` cycles whatever the delay.
+    so a new tile can be claimed every ``rows + 1`` cycles for any delay up to ``rows``.
 
     Parameters
     ----------
