@@ -110,7 +110,7 @@ class LinearUnit(wiring.Component):
                              last_value.eq(counter == before_last)]
 
         token, pass_start, token_last, _ = loops["token"]
-        in_chunk, first, last, _ = loops["in_chunk"]
+        first, last = loops["in_chunk"][1:3]
         from_stream, out_last = loops["out_chunk"][1:3]
         needs_bias = pass_start & first & job.bias
         # The bias register is read at the sum stage: a new bias waits until every slot

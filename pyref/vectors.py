@@ -98,8 +98,8 @@ def _layernorm(rng: np.random.Generator) -> dict:
 
 
 #: Layers at the edges of the linear unit's schedule, beside every config's layers: two
-#: tokens (a token's next chunk two slots later) and one token (every pass waits for its
-#: tile), on odd widths.
+#: tokens (a token's next chunk two slots later), one token (every pass waits for its tile)
+#: and one input chunk (every pass is a token's first and last), on odd widths.
 EDGE_LAYERS = [LinearLayer("two_tokens", 2, 24, 12, gelu=True),
                LinearLayer("one_token", 1, 20, 9, bias=False),
                LinearLayer("one_chunk", 3, 5, 17)]
