@@ -182,6 +182,8 @@ class HardwareConfig:
         Values of a query, key or value row the attention unit takes per cycle.
     max_tokens, max_inputs : int
         Largest job the linear unit buffers: rows, and input width.
+    max_experts, top_k : int
+        Experts the MoE unit routes among, and experts it keeps per token.
     port_bits : int
         Width of the external-memory port (Edge-MoE: 256-bit AXI).
     """
@@ -193,11 +195,13 @@ class HardwareConfig:
     attention_width: int
     max_tokens: int
     max_inputs: int
+    max_experts: int
+    top_k: int
     port_bits: int = 256
 
     def __post_init__(self):
         if min(self.tile_in, self.tile_out, self.parallelism, self.attention_width,
-               self.max_tokens, self.max_inputs) < 1:
+               self.max_tokens, self.max_inputs, self.max_experts, self.top_k) < 1:
             raise ConfigError(f"parameter set '{self.name}': every size must be positive")
 
     @property
@@ -214,10 +218,12 @@ class HardwareConfig:
 
 
 def _sized_for(*configs: ModelConfig) -> dict:
-    """Buffer sizes that hold every layer of ``configs``."""
+    """Buffer sizes that hold every layer of ``configs`` (which share one ``top_k``)."""
     layers = [layer for c in configs for layer in c.linear_layers()]
+    (top_k,) = {c.top_k for c in configs}
     return {"max_tokens": max(layer.tokens for layer in layers),
-            "max_inputs": max(layer.inputs for layer in layers)}
+            "max_inputs": max(layer.inputs for layer in layers),
+            "max_experts": max(c.experts for c in configs), "top_k": top_k}
 
 
 def get_config(name: str) -> ModelConfig:

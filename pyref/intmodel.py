@@ -46,10 +46,15 @@ def layernorm(x, gamma, beta, eps: float, act: QFormat = ACT) -> np.ndarray:
     The three steps are the LayerNorm kernels: accumulate, `layernorm_stats`,
     `layernorm_apply`.
     """
+    return layernorm_coded(x, gamma, beta, layernorm_eps(eps, np.shape(x)[-1], act), act)
+
+
+def layernorm_coded(x, gamma, beta, eps_code: int, act: QFormat = ACT) -> np.ndarray:
+    """`layernorm` with ``eps`` already in the units of `layernorm_eps` (the unit's command)."""
     x = np.asarray(x)
     dim = x.shape[-1]
     total = x.sum(axis=-1)
-    r, e = layernorm_stats(total, (x * x).sum(axis=-1), dim, layernorm_eps(eps, dim, act))
+    r, e = layernorm_stats(total, (x * x).sum(axis=-1), dim, eps_code)
     return layernorm_apply(x, total[..., None], dim, r[..., None], e[..., None], gamma, beta,
                            act)
 
@@ -109,17 +114,21 @@ def score_shift(head_dim: int, act: QFormat = ACT) -> int:
     return act.frac + round(math.log2(math.sqrt(head_dim)))
 
 
-def attention_head(q, k, v, parallelism: int = 1, act: QFormat = ACT) -> np.ndarray:
+def attention_head(q, k, v, parallelism: int = 1, act: QFormat = ACT,
+                   scale_shift: int | None = None) -> np.ndarray:
     """One head's ``softmax(q k^T / sqrt(head_dim)) v`` with the softmax fused into A·V.
 
     ``q, k, v`` are ``act`` codes ``(..., tokens, head_dim)``. Scores are requantised to
     ``act``. Each query walks its keys once in `key_order`, keeping a running maximum, a
     running sum and an output accumulator (``PROB.frac + act.frac`` fraction bits) that are
     rescaled together when the maximum grows; the output is divided by the sum (a
-    reciprocal and a multiply) at the end.
+    reciprocal and a multiply) at the end. Scores are scaled by ``2^-scale_shift``
+    (default: ``1/sqrt(head_dim)``).
     """
     tokens = q.shape[-2]
-    scores = act.fit(act.round_shift(q @ np.swapaxes(k, -1, -2), score_shift(q.shape[-1], act)))
+    shift = (score_shift(q.shape[-1], act) if scale_shift is None
+             else act.frac + scale_shift)
+    scores = act.fit(act.round_shift(q @ np.swapaxes(k, -1, -2), shift))
     order = key_order(tokens, parallelism)
     rows = np.arange(tokens)
     maximum = scores[..., rows, order[:, 0]]
@@ -201,15 +210,20 @@ def combine(routing: Routing, outputs: dict, act: QFormat = ACT) -> np.ndarray:
     """The MoE scatter: ``sum over experts of score * y`` per token, rounded once.
 
     ``outputs`` maps each used expert to its ``act`` outputs, one row per token of its
-    queue. The accumulator (``PROB.frac + act.frac`` fraction bits) is exact, so the order
-    of the experts does not matter.
+    queue.
     """
-    dim = next(iter(outputs.values())).shape[-1]
-    acc = np.zeros((len(routing.chosen), dim), dtype=np.int64)
-    for e in routing.used:
-        queue = routing.queues[e]
-        score = np.where(routing.chosen[queue] == e, routing.scores[queue], 0).sum(axis=-1)
-        acc[queue] += score[:, None] * outputs[e]
+    rows = np.concatenate([outputs[e] for e in routing.used])
+    return scatter(len(routing.chosen), schedule(routing), rows, act)
+
+
+def scatter(tokens: int, entries, rows, act: QFormat = ACT) -> np.ndarray:
+    """``sum of score * row`` per token over the queue ``entries`` (expert, token, score),
+    row ``i`` belonging to entry ``i``, rounded once. The accumulator (``PROB.frac +
+    act.frac`` fraction bits) is exact, so the order of the entries does not matter."""
+    rows = np.asarray(rows)
+    acc = np.zeros((tokens, rows.shape[-1]), dtype=np.int64)
+    for (_, token, score), row in zip(entries, rows, strict=True):
+        acc[token] += score * row
     return act.fit(act.round_shift(acc, PROB.frac))
 
 
