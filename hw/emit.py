@@ -51,6 +51,21 @@ _ZERO_MEMINIT = re.compile(r"\n *cell \$meminit_v2 [^\n]*\n(?: *(?:parameter|con
                            r"(?: *(?:parameter|connect) [^\n]*\n)* *end\n")
 
 
+#: A combinational process that only assigns a constant (yosys writes one for constant
+#: bits of a signal whose other bits come from logic).
+_CONSTANT_ALWAYS = re.compile(r"\n( *)always @\*\n *([^\n;]+ = \d+'[hdbo][0-9a-fA-F_]+;)(?=\n)")
+
+
+def _sensitive(match: re.Match) -> str:
+    """A constant process that reads a register (yosys's own trick elsewhere): an
+    ``always @*`` that reads nothing never runs, in Verilator and by the standard."""
+    indent, statement = match[1], match[2]
+    # The statement's offset in the module text names the register uniquely.
+    trigger = f"\\lumoe$always_trigger${match.start()} "
+    return (f"\n{indent}reg {trigger}= 1'h0;\n{indent}always @* begin\n"
+            f"{indent}  if ({trigger}) begin end\n{indent}  {statement}\n{indent}end")
+
+
 def to_verilog(component, name: str) -> str:
     """Verilog of ``component``, without the initial values of zero-initialised memories.
 
@@ -60,10 +75,14 @@ def to_verilog(component, name: str) -> str:
     targets start a memory at zero anyway: Verilator's default ``--x-initial unique`` sets
     every variable to 0 unless ``+verilator+rand+reset`` asks otherwise, and an ECP5 block
     RAM's ``INITVAL`` defaults to 0 in the bitstream.
+
+    yosys writes the constant bits of a partly computed signal as an ``always @*`` that
+    reads nothing, which never runs: each such process is made to read a register.
     """
     text = rtlil.convert(component, name=name, emit_src=False)
     # The same yosys script as amaranth.back.verilog.convert, on the trimmed RTLIL.
-    return verilog._convert_rtlil_text(_ZERO_MEMINIT.sub("\n", text))
+    text = verilog._convert_rtlil_text(_ZERO_MEMINIT.sub("\n", text))
+    return _CONSTANT_ALWAYS.sub(_sensitive, text)
 
 
 def emit(component, name: str, outdir: Path, **extra) -> Path:

@@ -23,7 +23,8 @@ class MemoryPort(wiring.Component):
 
     Protocol (docs/hardware.md): a read request gives ``beats`` words on ``read_data`` in
     address order; a write request takes ``beats`` words from ``write_data``. Requests are
-    served one at a time, reads before writes. The port moves at most ``rate`` words per
+    served one at a time, in order, reads before writes; the next is taken as the last
+    word of the current one moves. The port moves at most ``rate`` words per
     cycle (a fraction up to 1: credits accumulate each cycle, a word spends one), shared by
     both directions, and counts every byte it moves.
 
@@ -76,21 +77,12 @@ class MemoryPort(wiring.Component):
         credit = Signal(range(2 * den + 1), init=den)
         can_move = credit >= den
 
-        reading, writing = Signal(), Signal()
+        reading = Signal()
+        writing = Signal()
         addr = Signal(ADDRESS_BITS)
         left = Signal(16)
         in_flight = Signal()  # a word read last cycle, landing in the FIFO now
         m.d.sync += in_flight.eq(0)
-        idle = ~reading & ~writing
-        m.d.comb += [self.read_req.ready.eq(idle),
-                     self.write_req.ready.eq(idle & ~self.read_req.valid)]
-        with m.If(self.read_req.valid & self.read_req.ready & (self.read_req.payload.beats != 0)):
-            m.d.sync += [reading.eq(1), addr.eq(self.read_req.payload.addr),
-                         left.eq(self.read_req.payload.beats)]
-        with m.If(self.write_req.valid & self.write_req.ready
-                  & (self.write_req.payload.beats != 0)):
-            m.d.sync += [writing.eq(1), addr.eq(self.write_req.payload.addr),
-                         left.eq(self.write_req.payload.beats)]
 
         # The FIFO has room for this word and the one already on its way.
         room = out.level + in_flight < out.depth
@@ -108,6 +100,18 @@ class MemoryPort(wiring.Component):
             m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
             with m.If(left == 1):
                 m.d.sync += [reading.eq(0), writing.eq(0)]
+        # The next request is taken as the last word of this one moves, so requests of
+        # one word each still move a word per cycle.
+        free = (~reading & ~writing) | (moved & (left == 1))
+        m.d.comb += [self.read_req.ready.eq(free),
+                     self.write_req.ready.eq(free & ~self.read_req.valid)]
+        with m.If(self.read_req.valid & self.read_req.ready & (self.read_req.payload.beats != 0)):
+            m.d.sync += [reading.eq(1), addr.eq(self.read_req.payload.addr),
+                         left.eq(self.read_req.payload.beats)]
+        with m.If(self.write_req.valid & self.write_req.ready
+                  & (self.write_req.payload.beats != 0)):
+            m.d.sync += [writing.eq(1), addr.eq(self.write_req.payload.addr),
+                         left.eq(self.write_req.payload.beats)]
         with m.If(read_word):
             m.d.sync += [in_flight.eq(1), self.read_bytes.eq(self.read_bytes + self.width // 8)]
         with m.If(write_word):

@@ -1,13 +1,9 @@
-"""The MoE unit: router softmax and top-k, patch reordering, and the experts' weight fetches."""
-
-from fractions import Fraction
+"""The MoE unit: router softmax and top-k, then patch reordering."""
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from hw.memory_port import MemoryPort, request_layout
 from hw.patch_reorder import PatchReorder, entry_layout
 from hw.softmax_unit import SoftmaxUnit
 from hw.top_k import TopK
@@ -15,43 +11,33 @@ from pyref.formats import ACT
 
 
 def command_layout(max_experts: int, max_tokens: int) -> data.StructLayout:
-    """One MoE layer: ``tokens`` rows of ``experts`` router logits; expert ``e``'s weights
-    are ``expert_words`` port words from ``weights + e * expert_words``."""
-    return data.StructLayout({"tokens": range(max_tokens + 1), "experts": range(max_experts + 1),
-                              "expert_words": 16, "weights": request_layout()["addr"].shape})
+    """One MoE layer: ``tokens`` rows of ``experts`` router logits."""
+    return data.StructLayout({"tokens": range(max_tokens + 1), "experts": range(max_experts + 1)})
 
 
 class MoeUnit(wiring.Component):
-    """Routes a MoE layer's tokens and fetches only the weights of the experts they chose.
+    """Routes a MoE layer's tokens and queues them per expert.
 
     Router logits arrive token by token (`pyref.intmodel.route_logits`): a `SoftmaxUnit`
     turns each token's row into probabilities, `TopK` keeps the best ``top_k`` (lower
     expert first among equals, not renormalised), and `PatchReorder` queues the tokens per
-    expert. The queues leave expert by expert, and when an expert's first entry is taken the
-    unit asks the `MemoryPort` for that expert's weights, which leave on ``weights``. An
-    expert no token chose is never fetched: it costs no traffic.
+    expert. The queues leave expert by expert, skipping experts no token chose; each entry
+    carries its expert's queue length, so the controller can fetch that expert's weights
+    once and size its jobs (docs/isa.md, ``EXPERTS``). An expert no token chose is never
+    announced, so its weights cost no traffic.
 
     Parameters
     ----------
     max_experts, top_k, max_tokens : int
-    port_width : int
-        Bits per memory word.
-    memory_depth : int
-        Words the memory model holds (see `MemoryPort`).
-    rate : Fraction
-        The port's words per cycle.
 
     Members
     -------
     cmd : In(stream.Signature(command_layout(...)))
     logits : In(stream.Signature(ACT))
     o : Out(stream.Signature(entry_layout(max_experts, max_tokens)))
-    weights : Out(stream.Signature(port_width))
-    read_bytes : Out(48)
     """
 
-    def __init__(self, max_experts: int, top_k: int, max_tokens: int, port_width: int,
-                 memory_depth: int, rate=Fraction(1)):
+    def __init__(self, max_experts: int, top_k: int, max_tokens: int):
         self.max_experts, self.top_k, self.max_tokens = max_experts, top_k, max_tokens
         # The router's scores are few next to the weight words (16 logits a token): a score
         # every other cycle costs little and keeps the softmax loop off the critical path.
@@ -59,23 +45,17 @@ class MoeUnit(wiring.Component):
         self.interval = self.softmax.interval
         self.top = TopK(top_k, max_experts)
         self.reorder = PatchReorder(max_experts, top_k, max_tokens)
-        self.port = MemoryPort(port_width, memory_depth, rate,
-                               init=range(memory_depth))  # word i holds i: checkable
         super().__init__({
             "cmd": In(stream.Signature(command_layout(max_experts, max_tokens))),
             "logits": In(stream.Signature(ACT.shape())),
             "o": Out(stream.Signature(entry_layout(max_experts, max_tokens))),
-            "weights": Out(stream.Signature(port_width)),
-            "read_bytes": Out(48),
         })
 
     def elaborate(self, platform):
         m = Module()
-        for name in ("softmax", "top", "reorder", "port"):
+        for name in ("softmax", "top", "reorder"):
             m.submodules[name] = getattr(self, name)
-        softmax, top, reorder, port = self.softmax, self.top, self.reorder, self.port
-        m.submodules.fetches = fetches = SyncFIFO(width=request_layout().size,
-                                                  depth=self.max_experts)
+        softmax, top, reorder = self.softmax, self.top, self.reorder
 
         job = Signal(self.cmd.payload.shape())
         busy = Signal()  # until the layer's last entry leaves
@@ -113,21 +93,8 @@ class MoeUnit(wiring.Component):
             with m.If(token == job.tokens - 1):
                 m.d.sync += token.eq(0)
 
-        # The queues leave; an expert's first entry asks for its weights.
         wiring.connect(m, reorder.o, wiring.flipped(self.o))
         taken = self.o.valid & self.o.ready
-        # The request's multiply-add is registered on its way into the FIFO.
-        fetch = Signal(request_layout())
-        asking = Signal()
-        m.d.sync += [fetch.addr.eq(job.weights + self.o.payload.expert * job.expert_words),
-                     fetch.beats.eq(job.expert_words),
-                     asking.eq(taken & self.o.payload.first)]
-        m.d.comb += [fetches.w_en.eq(asking), fetches.w_data.eq(fetch),
-                     port.read_req.valid.eq(fetches.r_rdy),
-                     port.read_req.payload.eq(fetches.r_data),
-                     fetches.r_en.eq(port.read_req.ready),
-                     self.read_bytes.eq(port.read_bytes)]
-        wiring.connect(m, port.read_data, wiring.flipped(self.weights))
         with m.If(taken & self.o.payload.final):
             m.d.sync += busy.eq(0)
         return m

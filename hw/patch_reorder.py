@@ -11,10 +11,12 @@ from pyref.formats import PROB
 
 
 def entry_layout(experts: int, max_tokens: int) -> data.StructLayout:
-    """One queue entry: a token and its score for ``expert``. ``first`` and ``last`` mark
-    the ends of the expert's queue, ``final`` the layer's last entry."""
+    """One queue entry: a token and its score for ``expert``, whose queue holds ``count``
+    tokens. ``first`` and ``last`` mark the ends of the expert's queue, ``final`` the
+    layer's last entry."""
     return data.StructLayout({"expert": range(experts), "token": range(max_tokens),
-                              "score": PROB.shape(), "first": 1, "last": 1, "final": 1})
+                              "score": PROB.shape(), "count": range(max_tokens + 1),
+                              "first": 1, "last": 1, "final": 1})
 
 
 class PatchReorder(wiring.Component):
@@ -108,6 +110,7 @@ class PatchReorder(wiring.Component):
         with m.If(advance):
             with m.If(entry):
                 m.d.sync += [self.o.valid.eq(1), self.o.payload.expert.eq(cursor),
+                             self.o.payload.count.eq(here),
                              self.o.payload.first.eq(position == 0),
                              self.o.payload.last.eq(ends),
                              self.o.payload.final.eq(ends & ~later),

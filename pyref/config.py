@@ -182,6 +182,8 @@ class HardwareConfig:
         Values of a query, key or value row the attention unit takes per cycle.
     max_tokens, max_inputs : int
         Largest job the linear unit buffers: rows, and input width.
+    max_dim, max_head_dim : int
+        Widest token row and attention head the other units buffer.
     max_experts, top_k : int
         Experts the MoE unit routes among, and experts it keeps per token.
     port_bits : int
@@ -195,13 +197,16 @@ class HardwareConfig:
     attention_width: int
     max_tokens: int
     max_inputs: int
+    max_dim: int
+    max_head_dim: int
     max_experts: int
     top_k: int
     port_bits: int = 256
 
     def __post_init__(self):
         if min(self.tile_in, self.tile_out, self.parallelism, self.attention_width,
-               self.max_tokens, self.max_inputs, self.max_experts, self.top_k) < 1:
+               self.max_tokens, self.max_inputs, self.max_dim, self.max_head_dim,
+               self.max_experts, self.top_k) < 1:
             raise ConfigError(f"parameter set '{self.name}': every size must be positive")
 
     @property
@@ -223,6 +228,8 @@ def _sized_for(*configs: ModelConfig) -> dict:
     (top_k,) = {c.top_k for c in configs}
     return {"max_tokens": max(layer.tokens for layer in layers),
             "max_inputs": max(layer.inputs for layer in layers),
+            "max_dim": max(c.dim for c in configs),
+            "max_head_dim": max(c.head_dim for c in configs),
             "max_experts": max(c.experts for c in configs), "top_k": top_k}
 
 

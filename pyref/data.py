@@ -69,9 +69,14 @@ def patch_labels(ink: np.ndarray, labels: np.ndarray, patch: int) -> np.ndarray:
     return np.where(mean >= INK_THRESHOLD, labels[:, None] + 1, 0)
 
 
+def has_dataset(config: ModelConfig) -> bool:
+    """Whether the bundled data fits ``config``'s images (only 28x28x1 exist)."""
+    return tuple(config.image) == (28, 28, 1)
+
+
 def load(config: ModelConfig, split: str) -> Split:
     """The ``"train"`` or ``"test"`` split for ``config`` (only 28x28x1 images exist)."""
-    if tuple(config.image) != (28, 28, 1):
+    if not has_dataset(config):
         raise DataError(f"config '{config.name}' takes {config.image} images; the bundled "
                         "MNIST data is 28x28x1 (use random inputs for this config)")
     if split not in ("train", "test"):

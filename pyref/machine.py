@@ -302,6 +302,8 @@ class Machine:
             expert = loop[3] if loop else None
             if ins.op is Op.END:
                 self._end(here)
+                # Fetches: the entry table, then every instruction, a beat of `per` words.
+                self.run_info.words_read["fetch"] = (self.run_info.instructions + 1) * per
                 return self.run_info
             if ins.op is Op.CMD:
                 fields = dict(ins.fields)

@@ -19,6 +19,7 @@ from hw.moe import MoeUnit
 from hw.residual import ResidualAdd
 from hw.softmax_unit import SoftmaxUnit
 from hw.token_gather import TokenGather
+from hw.top import Accelerator
 from pyref import vectors
 from pyref.config import CONFIGS, HW_CONFIGS, get_hw_config
 from scripts.common import HLS, VERILOG
@@ -51,6 +52,8 @@ class Design:
         Built only to compare costs (Edge-MoE's way): its clock is reported, not required.
     router : str
         nextpnr's router for this design (see the attention unit's).
+    internals : bool
+        Its bench reads signals inside the design (slower simulation).
     """
 
     name: str
@@ -63,6 +66,7 @@ class Design:
     target_mhz: float = 100.0
     baseline: bool = False
     router: str = "router1"
+    internals: bool = True
 
     def component(self):
         return self.factory(**self.params)
@@ -83,7 +87,7 @@ class Design:
 
     def bench_spec(self, sources: list[Path]) -> Bench:
         return Bench(self.name, self.top, tuple(sources),
-                     sources[0].with_suffix(".ports.json"), self.bench)
+                     sources[0].with_suffix(".ports.json"), self.bench, self.internals)
 
 
 #: Special-function kernels must keep up with the compute units at a faster clock.
@@ -135,16 +139,10 @@ def layernorm_unit(hw: str) -> LayerNormUnit:
                          max(-(-c.dim // lanes) for c in CONFIGS.values()))
 
 
-#: Words the MoE unit's memory model holds (it repeats through the address space).
-MOE_MEMORY_WORDS = 1024
-
-
 def moe_unit(hw: str) -> MoeUnit:
-    """The MoE unit for every config: the most experts and tokens, the set's port width."""
-    return MoeUnit(max(c.experts for c in CONFIGS.values()),
-                   max(c.top_k for c in CONFIGS.values()),
-                   max(c.tokens for c in CONFIGS.values()),
-                   get_hw_config(hw).port_bits, MOE_MEMORY_WORDS)
+    """The MoE unit of parameter set ``hw``."""
+    hw = get_hw_config(hw)
+    return MoeUnit(hw.max_experts, hw.top_k, hw.max_tokens)
 
 
 DESIGNS = {d.name: d for d in [
@@ -169,9 +167,7 @@ DESIGNS = {d.name: d for d in [
            router="router2"),
     Design("moe", "moe_unit", moe_unit, {"hw": "ecp5-85f"},
            kernels=(*flow.pipelines("exp2"), *flow.pipelines("reciprocal"), "normalise"),
-           bench="sim.bench_moe",
-           bench_args={"configs": list(CONFIGS), "memory_depth": MOE_MEMORY_WORDS,
-                       "port_width": HW_CONFIGS["ecp5-85f"].port_bits}),
+           bench="sim.bench_moe", bench_args={"configs": list(CONFIGS)}),
     Design("gather", "token_gather", token_gather, {"hw": "ecp5-85f"},
            bench="sim.bench_gather", bench_args={"configs": list(CONFIGS)}),
     Design("combine", "expert_combine", expert_combine, {"hw": "ecp5-85f"},
@@ -181,6 +177,30 @@ DESIGNS = {d.name: d for d in [
            bench_args={"configs": list(CONFIGS)}),
     Design("residual", "residual_add", ResidualAdd,
            {"lanes": HW_CONFIGS["ecp5-85f"].tile_out}, bench="sim.bench_residual"),
+]}
+
+
+#: Memory of the accelerator `make sim` runs: the tiny model's image fits in 2^14 words.
+TOP_MEMORY_WORDS = 1 << 14
+
+
+def accelerator(hw: str, memory_words: int) -> Accelerator:
+    return Accelerator(get_hw_config(hw), memory_words)
+
+
+def top_design(name: str, hw: str, memory_words: int, **bench_args) -> Design:
+    """The whole accelerator of parameter set ``hw``, with the end-to-end bench."""
+    kernels = dict.fromkeys(k for unit in ("linear", "attention", "moe", "layernorm")
+                            for k in DESIGNS[unit].kernels)
+    return Design(name, "accelerator", accelerator, {"hw": hw, "memory_words": memory_words},
+                  kernels=tuple(kernels), bench="sim.bench_top", internals=False,
+                  bench_args={"hw": hw, "memory_words": memory_words, **bench_args})
+
+
+#: The end-to-end runs: `make sim`'s (the shipped tiny model, 8 images, both tasks).
+TOP_DESIGNS = {d.name: d for d in [
+    top_design("top", "ecp5-85f", TOP_MEMORY_WORDS, config="tiny", images=8,
+               max_cycles=300_000),
 ]}
 
 

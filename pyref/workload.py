@@ -1,0 +1,84 @@
+"""What an end-to-end run computes: a config's integer model, its compiled image and the
+images it classifies, chosen by seed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from pyref import compiler, data, intmodel
+from pyref.config import ConfigError, get_config, get_hw_config
+
+
+@dataclass
+class Workload:
+    """Members
+    -------
+    model : intmodel.IntModel
+    image : compiler.Image
+    codes : (n, patches, patch_pixels) ACT codes of the images
+    labels, patch_labels : the tasks' labels, or None for random images
+    """
+
+    model: intmodel.IntModel
+    image: compiler.Image
+    codes: np.ndarray
+    labels: np.ndarray | None = None
+    patch_labels: np.ndarray | None = None
+
+    def expected(self, task: int) -> np.ndarray:
+        """The integer model's logits of every image for ``task``, as the outputs hold them
+        (one row per output row)."""
+        logits, _ = self.model.forward(self.codes, self.image.check_task(task))
+        return logits.reshape(len(self.codes), -1, logits.shape[-1])
+
+    def linear_macs(self, task: int) -> int:
+        """Useful multiply-accumulates of one image on the linear unit (padding excluded):
+        every linear layer, each token's ``top_k`` experts, and the task's head."""
+        c = self.image.config
+        layers = {layer.name: layer for layer in c.linear_layers()}
+        dense = sum(layers[n].macs for n in ("qkv", "proj", "fc1", "fc2"))
+        attention_side = sum(layers[n].macs for n in ("qkv", "proj"))
+        expert = c.tokens * c.top_k * 2 * c.dim * c.expert_hidden
+        moe = attention_side + layers["router"].macs + expert
+        blocks = sum(moe if c.is_moe(b) else dense for b in range(c.depth))
+        return layers["patch_embed"].macs + blocks + layers[f"head{task}"].macs
+
+
+def parameters_of(config, seed: int) -> dict:
+    """The shipped checkpoint of ``config`` when there is one for its shape, else random
+    weights (seeded) in the float model's own initialisation."""
+    import torch
+
+    from pyref.model import MultiTaskViT, load_checkpoint, parameters
+
+    try:
+        return parameters(load_checkpoint(config))
+    except ConfigError:
+        torch.manual_seed(seed)
+        return parameters(MultiTaskViT(config))
+
+
+def workload(config_name: str, hw_name: str, images: int, seed: int, memory_words: int,
+             depth: int | None = None) -> Workload:
+    """``images`` test images of ``config_name`` (random ones when it has no data set),
+    chosen by ``seed``, and the model compiled for parameter set ``hw_name``. ``depth``
+    keeps only the first blocks (a shorter program for long simulations)."""
+    config = get_config(config_name)
+    if depth is not None:
+        if not 1 <= depth <= config.depth:
+            raise ConfigError(f"depth {depth}: config '{config.name}' has 1..{config.depth} "
+                              "blocks")
+        config = replace(config, depth=depth)
+    hw = get_hw_config(hw_name)
+    model = intmodel.IntModel(config, parameters_of(config, seed), hw.parallelism)
+    image = compiler.compile_model(config, hw, model.p, memory_words)
+    rng = np.random.default_rng(seed)
+    if data.has_dataset(config):
+        test = data.load(config, "test")
+        split = test.subset(np.sort(rng.choice(len(test), images, replace=False)))
+        codes = model.quantise_input(data.patchify(split.images, config.patch))
+        return Workload(model, image, codes, split.labels, split.patch_labels)
+    pixels = rng.uniform(0, 1, (images, config.patches, config.patch_pixels))
+    return Workload(model, image, model.quantise_input(pixels))
