@@ -1,5 +1,5 @@
 # lumoe: every target first brings .venv up to date, so a fresh clone needs no set-up step.
-#   make sim [SEED=n] [WAVES=1]   vectors, RTL and every unit bench in Verilator
+#   make sim [SEED=n] [WAVES=1]   the whole accelerator end to end in Verilator
 #   make test                     the fast test suite (what CI runs)
 # Run `make` or `make help` for the full list.
 
@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 WAVES_FLAG := $(if $(filter 1 yes true,$(WAVES)),--waves,)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-all train fidelity sim vectors hls verilog bitstream report bench lint clean
+.PHONY: help setup test test-all train fidelity sim sim-units vectors hls verilog bitstream report bench lint clean
 
 help: ## show this list
 	@echo "lumoe make targets (SEED=n picks the random vectors, WAVES=1 writes waveforms):"
@@ -50,8 +50,11 @@ hls: $(STAMP) ## regenerate hls/formats.x; DSLX -> pipelined Verilog in build/hl
 verilog: $(STAMP) hls ## emit Amaranth designs to build/verilog
 	$(PY) -m scripts.verilog
 
-sim: $(STAMP) ## run every unit bench in Verilator; summary in build/report
+sim: $(STAMP) ## the whole accelerator end to end (tiny, 8 images, both tasks); build/report
 	$(PY) -m scripts.sim --seed=$(SEED) $(WAVES_FLAG)
+
+sim-units: $(STAMP) ## every unit's bench in Verilator, bit-exact against pyref
+	$(PY) -m scripts.sim --units --seed=$(SEED) $(WAVES_FLAG)
 
 bitstream: $(STAMP) ## ECP5 bitstreams and reports in build/bitstream/<design>
 	$(PY) -m scripts.bitstream --seed=$(SEED)

@@ -67,6 +67,8 @@ class Image:
     regions : {name: (base, words)} for the report
     patches : Buffer the host writes an image's patches into
     outputs : {task: (Buffer, values per row)} the host reads the task's logits from
+    marks : {task: [(first instruction, layer name)]} where each layer starts
+    buffers : {name: Buffer} the activation buffers
     """
 
     config: ModelConfig
@@ -78,7 +80,15 @@ class Image:
     patches: Buffer
     outputs: dict
     memory_words: int
+    marks: dict = field(default_factory=dict)
     buffers: dict = field(default_factory=dict)
+
+    def layer_at(self, task: int, address: int) -> str:
+        """The layer the instruction at word ``address`` of ``task``'s program belongs to."""
+        index = (address - self.entries[task]) // (isa.INSTRUCTION_BITS
+                                                    // isa.word_bits(self.hw))
+        names = [name for first, name in self.marks[task] if first <= index]
+        return names[-1] if names else "start"
 
     def input_words(self, patch_codes) -> np.ndarray:
         """One image's ACT patch codes ``(patches, patch_pixels)`` as the words of `patches`."""
@@ -176,6 +186,11 @@ class _Program:
         self.hw, self.code, self.board = hw, [], isa.Scoreboard()
         self.token_limit = tokens  # the longest an expert's queue can be
         self.experts = (1, 0)  # in an EXPERTS body: the experts and their stride
+        self.marks: list[tuple[int, str]] = []  # (first instruction, layer name)
+
+    def mark(self, layer: str):
+        """The next instructions belong to ``layer`` (for per-layer reports)."""
+        self.marks.append((len(self.code), layer))
 
     def _span(self, ins) -> tuple[int, int]:
         a = ins.descriptor().addresses(ins.token_level, self.token_limit)
@@ -335,7 +350,9 @@ class Compiler:
         """Router, routing, then each used expert: gather, fc1 + GELU, fc2, combine."""
         c = self.config
         logits = scratch["logits"]
+        prog.mark(f"blocks.{layer}.router")
         self.linear(prog, experts[f"router{task}"], src, logits, c.tokens)
+        prog.mark(f"blocks.{layer}.experts")
         lanes = c.experts if c.experts < self.tile else 0
         prog.op([isa.command("moe", tokens=c.tokens, value=c.experts)],
                 [self.stream("moe.logits", Descriptor.contiguous(logits.base, logits.words,
@@ -432,29 +449,43 @@ class Compiler:
             ("rows", c.dim), ("hidden", c.expert_hidden), ("out", c.dim))}
         buffers_end = self.next
 
-        programs = {}
+        programs, marks = {}, {}
         for task in range(c.tasks):
             prog = _Program(self.hw, c.tokens)
+            prog.mark("patch_embed")
             self.linear(prog, embed, patches, buf["embed"], c.patches, dst_row=1)
+            prog.mark("pos")
             self.residual(prog, buf["embed"], pos, buf["x"])
             for layer, block in enumerate(blocks):
+                b = f"blocks.{layer}"
+                prog.mark(f"{b}.ln1")
                 self.layernorm(prog, block["ln1"], buf["x"], buf["h"])
+                prog.mark(f"{b}.qkv")
                 self.linear(prog, block["qkv"], buf["h"], buf["qkv"], c.tokens)
+                prog.mark(f"{b}.attention")
                 self.attention(prog, buf["qkv"], buf["a"])
+                prog.mark(f"{b}.proj")
                 self.linear(prog, block["proj"], buf["a"], buf["p"], c.tokens)
+                prog.mark(f"{b}.residual1")
                 self.residual(prog, buf["x"], buf["p"], buf["x2"])
+                prog.mark(f"{b}.ln2")
                 self.layernorm(prog, block["ln2"], buf["x2"], buf["h"])
                 if c.is_moe(layer):
                     self.moe(prog, layer, task, block["moe"], buf["h"], buf["p"], buf)
                 else:
+                    prog.mark(f"{b}.fc1")
                     self.linear(prog, block["fc1"], buf["h"], buf["hid"], c.tokens, gelu=True)
+                    prog.mark(f"{b}.fc2")
                     self.linear(prog, block["fc2"], buf["hid"], buf["p"], c.tokens)
+                prog.mark(f"{b}.residual2")
                 self.residual(prog, buf["x2"], buf["p"], buf["x"])
+            prog.mark("norm")
             self.layernorm(prog, norm, buf["x"], buf["h"])
+            prog.mark("head")
             out, _ = outputs[task]
             self.linear(prog, heads[task], buf["h"], out, out.rows, first_row=int(task == 1))
             prog.code.append(isa.end())
-            programs[task] = prog.code
+            programs[task], marks[task] = prog.code, prog.marks
 
         entries = {}
         for task, code in programs.items():
@@ -474,7 +505,7 @@ class Compiler:
                    "buffers": (parameters_end, buffers_end - parameters_end),
                    "programs": (buffers_end, self.next - buffers_end)}
         return Image(c, self.hw, words, programs, entries, regions, patches, outputs,
-                     self.memory_words, buf)
+                     self.memory_words, marks, buf)
 
 
 def compile_model(config: ModelConfig, hw: HardwareConfig, params: dict,

@@ -256,6 +256,7 @@ class Instruction:
 
 
 def _signed(value: int, bits: int) -> int:
+    value &= (1 << bits) - 1
     return value - (1 << bits) if value >> (bits - 1) else value
 
 

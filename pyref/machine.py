@@ -27,6 +27,8 @@ class Job:
 
     unit: str
     fields: dict
+    #: the word address of the CMD that queued it
+    pc: int = 0
     #: the MoE unit's routing of this layer (`intmodel.Routing`), for the report
     routing: object = None
 
@@ -202,8 +204,8 @@ class Machine:
             moved = self._residual()
             for unit, fire in units.items():
                 while self.cmds[unit]:
-                    cmd = self.cmds[unit][0]
-                    self.run_info.jobs.append(Job(unit, cmd))
+                    cmd, pc = self.cmds[unit][0]
+                    self.run_info.jobs.append(Job(unit, cmd, pc))
                     if not fire(cmd):
                         self.run_info.jobs.pop()
                         break
@@ -311,7 +313,7 @@ class Machine:
                     if expert is None:
                         raise ProgramError(f"pc {here}: per-token CMD outside an EXPERTS body")
                     fields["tokens"] = expert[1]
-                self.cmds[isa.UNITS[ins.target]].append(fields)
+                self.cmds[isa.UNITS[ins.target]].append((fields, here))
             elif ins.op in (Op.READ, Op.WRITE):
                 self._transfer(here, ins, expert)
             elif ins.op is Op.WAIT:

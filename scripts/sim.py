@@ -1,45 +1,102 @@
-"""make sim: vectors, RTL, every unit bench in Verilator, then a summary and the report.
+"""make sim: the whole accelerator end to end in Verilator (the shipped tiny model, 8 images,
+both tasks), or every unit bench (``--units``), then a summary and the report.
 
-Exits non-zero when any unit mismatches its golden model or any bench fails.
+Exits non-zero when any output mismatches its golden model or any bench fails.
 """
 
 import argparse
 import json
 import sys
+import threading
 import time
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.progress import TimeElapsedColumn
 from rich.table import Table
 
 from pyref import vectors
 from scripts import report
 from scripts.common import REPORT, SIM, VECTORS, main, make_console, seed_argument
-from scripts.designs import DESIGNS, design_argument
+from scripts.designs import DESIGNS, TOP_DESIGNS, design_argument
 from sim import runner
 
 
 def simulate(names, seed: int, waves: bool, console: Console) -> dict:
     """Run the benches of designs ``names`` (or `Design` objects); return ``{name: results}``."""
-    for name in vectors.GENERATORS:
-        vectors.ensure(name, VECTORS, seed)
+    if any(n not in TOP_DESIGNS for n in names):  # the end-to-end bench needs no vectors
+        for name in vectors.GENERATORS:
+            vectors.ensure(name, VECTORS, seed)
     units = {}
-    columns = [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()]
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+               MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
         for design in names:
-            design = DESIGNS[design] if isinstance(design, str) else design
-            task = progress.add_task(f"{design.name}: emitting Verilog")
+            design = ({**DESIGNS, **TOP_DESIGNS}[design] if isinstance(design, str)
+                      else design)
+            task = progress.add_task(f"{design.name}: emitting Verilog", total=None)
             sources = design.verilog()
             progress.update(task, description=f"{design.name}: Verilator build and cocotb bench")
             start = time.monotonic()
-            result = runner.run(design.bench_spec(sources), vectors=VECTORS,
-                                build=SIM, seed=seed, waves=waves)
+            result = _run_with_progress(design, sources, seed, waves, progress, task)
             result["wall_s"] = round(time.monotonic() - start, 2)
             units[design.name] = result
             progress.remove_task(task)
             status = "ok" if passed(result) else "[red]FAILED[/red]"
             console.print(f"{design.name}: {status} ({result['wall_s']} s)")
     return units
+
+
+def _run_with_progress(design, sources, seed: int, waves: bool, progress, task) -> dict:
+    """`runner.run` in a thread, while the bench's progress file moves the bar."""
+    spec = design.bench_spec(sources)
+    path = SIM / design.name / "progress.json"
+    path.unlink(missing_ok=True)
+    outcome = {}
+
+    def work():
+        try:
+            outcome["result"] = runner.run(spec, vectors=VECTORS, build=SIM, seed=seed,
+                                           waves=waves)
+        except BaseException as e:  # re-raised in the main thread
+            outcome["error"] = e
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.5)
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        progress.update(task, total=state["total"], completed=state["done"],
+                        description=f"{design.name}: {state['label']}images x tasks")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+def model_summary(design, result: dict) -> dict:
+    """The contract's ``model`` section from an end-to-end bench's result."""
+    runs = result["breakdown"]["runs"]
+    cycles = sum(r["cycles"] for r in runs)
+    layers = {}
+    for task in sorted({r["task"] for r in runs}):
+        mine = [r["layers"] for r in runs if r["task"] == task]
+        layers[task] = {name: round(sum(m[name] for m in mine) / len(mine))
+                        for name in mine[0]}
+    return {
+        "config": design.bench_args["config"], "hw": design.bench_args["hw"],
+        "images": design.bench_args["images"], "tasks": len(layers),
+        "mismatches": result["mismatches"], "runs": len(runs),
+        "cycles_per_image": round(cycles / len(runs)),
+        "mac_utilisation": round(result["macs"] / (result["peak_macs_per_cycle"] * cycles), 4),
+        "bytes_per_image": round(sum(r["read_bytes"] + r["write_bytes"] for r in runs)
+                                 / len(runs)),
+        "layers": layers, "metrics": result["breakdown"]["metrics"],
+        "sim_cycles_per_s": result["sim_cycles_per_s"], "wall_s": result["wall_s"],
+        "tests": result["tests"], "failed": result["failed"],
+    }
 
 
 def passed(result: dict) -> bool:
@@ -60,30 +117,55 @@ def summary_table(units: dict) -> Table:
     return table
 
 
+def model_table(model: dict) -> Table:
+    table = Table(title=f"make sim: {model['config']} end to end on {model['hw']} "
+                        f"({model['images']} images x {model['tasks']} tasks)")
+    for column in ("task", "mismatches", "cycles/image", "MAC utilisation", "bytes/image",
+                   "accuracy (RTL)", "accuracy (int model)"):
+        table.add_column(column, justify="right")
+    for task, layers in model["layers"].items():
+        metric = model["metrics"].get(str(task), model["metrics"].get(task, {}))
+        table.add_row(str(task), str(model["mismatches"]), f"{sum(layers.values()):,}",
+                      f"{model['mac_utilisation']:.1%}", f"{model['bytes_per_image']:,}",
+                      f"{metric.get('rtl', float('nan')):.3f}",
+                      f"{metric.get('intmodel', float('nan')):.3f}")
+    return table
+
+
 @main
 def run(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     seed_argument(parser)
     parser.add_argument("--waves", action="store_true", help="write FST waveforms (make: WAVES=1)")
+    parser.add_argument("--units", action="store_true",
+                        help="run every unit's bench instead of the whole accelerator")
     design_argument(parser)
     args = parser.parse_args(argv)
     console = make_console()
-    units = simulate(args.designs or list(DESIGNS), args.seed, args.waves, console)
+    names = args.designs or (list(DESIGNS) if args.units else list(TOP_DESIGNS))
+    results = simulate(names, args.seed, args.waves, console)
+    units = {n: r for n, r in results.items() if n not in TOP_DESIGNS}
     REPORT.mkdir(parents=True, exist_ok=True)
     path = REPORT / "summary.json"
-    summary = {"seed": args.seed, "written": time.time(), "units": units}
-    if args.designs and path.exists():
-        # A subset run updates its units in a summary of the same seed.
+    summary = {"seed": args.seed, "written": time.time(), "units": units, "model": None}
+    if path.exists():
+        # A partial run updates its part of a summary of the same seed.
         earlier = json.loads(path.read_text())
         if earlier.get("seed") == args.seed:
-            summary["units"] = {**earlier["units"], **units}
+            summary["units"] = {**earlier.get("units", {}), **units}
+            summary["model"] = earlier.get("model")
+    for name, result in results.items():
+        if name in TOP_DESIGNS:
+            summary["model"] = model_summary(TOP_DESIGNS[name], result)
+            console.print(model_table(summary["model"]))
     path.write_text(json.dumps(summary, indent=2) + "\n")
-    console.print(summary_table(units))
+    if units:
+        console.print(summary_table(units))
     if args.waves:
-        for name, r in units.items():
+        for name, r in results.items():
             console.print(f"waveform of {name}: {r['waves']}")
     console.print(f"report: {report.write()}")
-    failed = [n for n, r in units.items() if not passed(r)]
+    failed = [n for n, r in results.items() if not passed(r)]
     if failed:
         console.print(f"[red]mismatches or failing benches in: {', '.join(failed)}; "
                       f"logs in {SIM}/<unit>/test.log[/red]")

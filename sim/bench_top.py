@@ -7,9 +7,14 @@ the bytes the memory port moved must equal what the functional model
 (`pyref.machine`) moves for the same program.
 """
 
+import json
+import os
+from pathlib import Path
+
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import (ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, ValueChange,
+                             with_timeout)
 
 from pyref import isa, machine
 from pyref.isa import Descriptor
@@ -34,7 +39,9 @@ class TB(StreamTB):
     def __init__(self, dut, stalls: bool):
         super().__init__(dut, stalls)
         i = self.info
-        self.work = workload(i["config"], i["hw"], i["images"], self.seed, i["memory_words"],
+        # The stall test repeats fewer images: the stalls are the host's.
+        images = i["stall_images"] if stalls else i["images"]
+        self.work = workload(i["config"], i["hw"], images, self.seed, i["memory_words"],
                              i.get("depth"))
         self.image = self.work.image
         self.tile = self.image.hw.tile_in
@@ -55,11 +62,28 @@ class TB(StreamTB):
                                   100 + 4 * count)
         return word_lanes(got["host_read"], self.tile)
 
+    async def watch(self, trace: list):
+        """Time-stamp every instruction the controller starts."""
+        while True:
+            await ValueChange(self.dut.pc)
+            trace.append((self.counter.now, int(self.dut.pc.value)))
+
+    def layers(self, task: int, trace: list, start: int, end: int) -> dict:
+        """Cycles per layer: from its first instruction to the next layer's first."""
+        starts = {}
+        for cycle, pc in trace:
+            starts.setdefault(self.image.layer_at(task, pc), cycle)
+        names = [n for n in starts if n != "start"]
+        bounds = [starts[n] for n in names] + [end]
+        return {n: b - a for n, a, b in zip(names, bounds, bounds[1:], strict=False)}
+
     async def infer(self, codes, task: int) -> dict:
         """One image through the task's program: logits, cycles and bytes moved."""
         patches = self.image.patches
         await self.write(patches.base, self.image.input_words(codes))
         before = int(self.dut.read_bytes.value), int(self.dut.write_bytes.value)
+        trace = []
+        watcher = cocotb.start_soon(self.watch(trace))
         await self.transfer({"start": [task]}, {}, 10)
         start = self.counter.now - 1
         limit = self.info["max_cycles"]
@@ -68,6 +92,7 @@ class TB(StreamTB):
         except SimTimeoutError:
             raise AssertionError(f"task {task} did not end within {limit} cycles: "
                                  f"{self.hang()}") from None
+        watcher.cancel()
         cycles = self.counter.now - start
         moved = (int(self.dut.read_bytes.value) - before[0],
                  int(self.dut.write_bytes.value) - before[1])
@@ -76,7 +101,8 @@ class TB(StreamTB):
         memory = np.zeros((buffer.base + buffer.words, self.tile), dtype=np.uint16)
         memory[buffer.base:] = lanes
         return {"logits": self.image.output_codes(memory, task), "cycles": cycles,
-                "read_bytes": moved[0], "write_bytes": moved[1]}
+                "read_bytes": moved[0], "write_bytes": moved[1],
+                "layers": self.layers(task, trace, start, start + cycles)}
 
     def hang(self) -> str:
         """Where the run is stuck: the controller's instruction and the ports still busy."""
@@ -115,8 +141,33 @@ class TB(StreamTB):
                 result["runs"].append({"task": task, "image": index, "cycles": got["cycles"],
                                        "read_bytes": got["read_bytes"],
                                        "write_bytes": got["write_bytes"],
+                                       "layers": got["layers"],
                                        "logits": got["logits"].tolist()})
+                self.progress(len(result["runs"]))
         return result
+
+    def progress(self, done: int):
+        """Tell `make sim` how many runs are done (it draws the progress bar)."""
+        path = os.environ.get("LUMOE_PROGRESS")
+        if path:
+            total = len(self.image.programs) * len(self.work.codes)
+            label = "[stalls] " if self.stalls else ""
+            Path(path).write_text(json.dumps({"done": done, "total": total, "label": label}))
+
+
+def task_metrics(work, runs: list) -> dict:
+    """Each task's accuracy from the RTL's logits (task 0: the class; task 1: every
+    patch's label), beside the integer model's on the same images."""
+    if work.labels is None:
+        return {}
+    metrics = {}
+    for task in work.image.programs:
+        rtl = np.array([r["logits"] for r in runs if r["task"] == task])
+        model = work.expected(task)
+        labels = work.labels[:, None] if task == 0 else work.patch_labels
+        metrics[task] = {name: float((logits.argmax(-1) == labels).mean())
+                         for name, logits in (("rtl", rtl), ("intmodel", model))}
+    return metrics
 
 
 async def run_test(dut, stalls: bool, name: str):
@@ -126,7 +177,7 @@ async def run_test(dut, stalls: bool, name: str):
     macs = sum(tb.work.linear_macs(r["task"]) for r in runs)
     tb.record(name, {**result, "ideal_cycles": 0, "macs": macs,
                      "peak_macs_per_cycle": tb.image.hw.peak_macs_per_cycle,
-                     "breakdown": {"runs": runs}})
+                     "breakdown": {"runs": runs, "metrics": task_metrics(tb.work, runs)}})
     assert result["mismatches"] == 0, f"{result['mismatches']} mismatches against pyref"
 
 

@@ -164,6 +164,7 @@ def run(bench: Bench, *, vectors: Path, build: Path, seed: int, waves: bool = Fa
         "LUMOE_VECTORS": str(Path(vectors).resolve()),
         "LUMOE_SEED": str(seed),
         "LUMOE_RESULTS": str(results_path),
+        "LUMOE_PROGRESS": str(build_dir / "progress.json"),
         "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                        os.environ.get("PYTHONPATH", "")]),
     }
