@@ -223,21 +223,27 @@ def top_design(name: str, hw: str, memory_words: int, **bench_args) -> Design:
                   bench_args={"hw": hw, "memory_words": memory_words, **bench_args})
 
 
-#: The end-to-end runs: `make sim`'s (the shipped tiny model, 8 images, both tasks).
+#: The end-to-end runs: `make sim`'s (the shipped tiny model, 8 images, both tasks), and
+#: m3vit-tiny with random weights on the edge-moe set: its first two blocks (a dense one and
+#: a MoE one) and all twelve (`make bench`).
 TOP_DESIGNS = {d.name: d for d in [
     top_design("top", "ecp5-85f", TOP_MEMORY_WORDS, config="tiny", images=8, stall_images=2,
                max_cycles=200_000),
+    top_design("top_m3vit_blocks", "edge-moe", 1 << 18, config="m3vit-tiny", depth=2,
+               images=1, stall_images=1, max_cycles=3_000_000),
+    top_design("top_m3vit", "edge-moe", 1 << 21, config="m3vit-tiny", images=1,
+               stall_images=1, max_cycles=20_000_000),
 ]}
 
 
-def design_name(text: str) -> str:
-    """argparse type: the name of a known design."""
-    if text not in DESIGNS:
-        raise argparse.ArgumentTypeError(
-            f"unknown design '{text}': choose from {', '.join(DESIGNS)}")
-    return text
+def design_argument(parser: argparse.ArgumentParser, known: dict = DESIGNS,
+                    default: str = "all"):
+    """Positional design names, each checked against ``known``."""
+    def design_name(text: str) -> str:
+        if text not in known:
+            raise argparse.ArgumentTypeError(
+                f"unknown design '{text}': choose from {', '.join(known)}")
+        return text
 
-
-def design_argument(parser: argparse.ArgumentParser):
     parser.add_argument("designs", nargs="*", type=design_name,
-                        help=f"designs to use (default all): {', '.join(DESIGNS)}")
+                        help=f"designs to use (default {default}): {', '.join(known)}")

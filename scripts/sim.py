@@ -11,8 +11,14 @@ import threading
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-from rich.progress import TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from pyref import vectors
@@ -139,25 +145,32 @@ def run(argv=None):
     parser.add_argument("--waves", action="store_true", help="write FST waveforms (make: WAVES=1)")
     parser.add_argument("--units", action="store_true",
                         help="run every unit's bench instead of the whole accelerator")
-    design_argument(parser)
+    design_argument(parser, {**DESIGNS, **TOP_DESIGNS},
+                    "top, or every unit with --units")
     args = parser.parse_args(argv)
     console = make_console()
-    names = args.designs or (list(DESIGNS) if args.units else list(TOP_DESIGNS))
+    names = args.designs or (list(DESIGNS) if args.units else ["top"])
     results = simulate(names, args.seed, args.waves, console)
     units = {n: r for n, r in results.items() if n not in TOP_DESIGNS}
     REPORT.mkdir(parents=True, exist_ok=True)
     path = REPORT / "summary.json"
-    summary = {"seed": args.seed, "written": time.time(), "units": units, "model": None}
+    summary = {"seed": args.seed, "written": time.time(), "units": units, "model": None,
+               "models": {}}
     if path.exists():
         # A partial run updates its part of a summary of the same seed.
         earlier = json.loads(path.read_text())
         if earlier.get("seed") == args.seed:
             summary["units"] = {**earlier.get("units", {}), **units}
             summary["model"] = earlier.get("model")
+            summary["models"] = earlier.get("models", {})
     for name, result in results.items():
         if name in TOP_DESIGNS:
-            summary["model"] = model_summary(TOP_DESIGNS[name], result)
-            console.print(model_table(summary["model"]))
+            # `model` is make sim's run; the longer ones keep their own names.
+            model = model_summary(TOP_DESIGNS[name], result)
+            summary["models"][name] = model
+            if name == "top":
+                summary["model"] = model
+            console.print(model_table(model))
     path.write_text(json.dumps(summary, indent=2) + "\n")
     if units:
         console.print(summary_table(units))

@@ -13,8 +13,14 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.triggers import (ClockCycles, FallingEdge, RisingEdge, SimTimeoutError, ValueChange,
-                             with_timeout)
+from cocotb.triggers import (
+    ClockCycles,
+    FallingEdge,
+    RisingEdge,
+    SimTimeoutError,
+    ValueChange,
+    with_timeout,
+)
 
 from pyref import isa, machine
 from pyref.isa import Descriptor
