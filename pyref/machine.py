@@ -40,7 +40,14 @@ class Run:
     jobs: list = field(default_factory=list)
     words_read: dict = field(default_factory=dict)  # by port
     words_written: dict = field(default_factory=dict)
-    instructions: int = 0
+    #: (pc, port, words) of every READ and WRITE, in order
+    transfers: list = field(default_factory=list)
+    #: the address of every instruction run, in order
+    pcs: list = field(default_factory=list)
+
+    @property
+    def instructions(self) -> int:
+        return len(self.pcs)
 
 
 class Machine:
@@ -254,6 +261,7 @@ class Machine:
             raise ProgramError(f"pc {pc}: {ins.op.name} {port.name} of words {lo}..{hi} races "
                                f"{', '.join(sorted(racing))}: WAIT on them first")
         self.board.issue(port.name, kind, lo, hi)
+        self.run_info.transfers.append((pc, port.name, len(addresses)))
         if kind == "read":
             words = self.memory[addresses]
             self.beats[port.name].extend(isa.words_to_beats(self.hw, port, words, d.lanes))
@@ -299,7 +307,7 @@ class Machine:
             if self.run_info.instructions >= max_instructions:
                 raise ProgramError(f"more than {max_instructions} instructions: a loop?")
             ins = isa.instruction_at(self.hw, self.memory, pc)
-            self.run_info.instructions += 1
+            self.run_info.pcs.append(pc)
             here, pc = pc, pc + per
             expert = loop[3] if loop else None
             if ins.op is Op.END:

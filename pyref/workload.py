@@ -18,12 +18,14 @@ class Workload:
     model : intmodel.IntModel
     image : compiler.Image
     codes : (n, patches, patch_pixels) ACT codes of the images
+    state : the float parameters
     labels, patch_labels : the tasks' labels, or None for random images
     """
 
     model: intmodel.IntModel
     image: compiler.Image
     codes: np.ndarray
+    state: dict
     labels: np.ndarray | None = None
     patch_labels: np.ndarray | None = None
 
@@ -32,6 +34,21 @@ class Workload:
         (one row per output row)."""
         logits, _ = self.model.forward(self.codes, self.image.check_task(task))
         return logits.reshape(len(self.codes), -1, logits.shape[-1])
+
+    def float_logits(self, task: int) -> np.ndarray:
+        """The float model's logits on the same (quantised) inputs, shaped like `expected`."""
+        import torch
+
+        from pyref.formats import ACT
+        from pyref.model import MultiTaskViT
+
+        float_model = MultiTaskViT(self.image.config)
+        float_model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32))
+                                     for k, v in self.state.items()})
+        with torch.no_grad():
+            logits, _ = float_model.eval()(torch.from_numpy(
+                ACT.dequantise(self.codes).astype(np.float32)), task)
+        return logits.numpy().reshape(len(self.codes), -1, logits.shape[-1])
 
     def linear_macs(self, task: int) -> int:
         """Useful multiply-accumulates of one image on the linear unit (padding excluded):
@@ -72,13 +89,14 @@ def workload(config_name: str, hw_name: str, images: int, seed: int, memory_word
                               "blocks")
         config = replace(config, depth=depth)
     hw = get_hw_config(hw_name)
-    model = intmodel.IntModel(config, parameters_of(config, seed), hw.parallelism)
+    state = parameters_of(config, seed)
+    model = intmodel.IntModel(config, state, hw.parallelism)
     image = compiler.compile_model(config, hw, model.p, memory_words)
     rng = np.random.default_rng(seed)
     if data.has_dataset(config):
         test = data.load(config, "test")
         split = test.subset(np.sort(rng.choice(len(test), images, replace=False)))
         codes = model.quantise_input(data.patchify(split.images, config.patch))
-        return Workload(model, image, codes, split.labels, split.patch_labels)
+        return Workload(model, image, codes, state, split.labels, split.patch_labels)
     pixels = rng.uniform(0, 1, (images, config.patches, config.patch_pixels))
-    return Workload(model, image, model.quantise_input(pixels))
+    return Workload(model, image, model.quantise_input(pixels), state)

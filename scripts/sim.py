@@ -82,15 +82,46 @@ def _run_with_progress(design, sources, seed: int, waves: bool, progress, task) 
     return outcome["result"]
 
 
-def model_summary(design, result: dict) -> dict:
-    """The contract's ``model`` section from an end-to-end bench's result."""
+def model_summary(design, result: dict, seed: int) -> dict:
+    """The contract's ``model`` section from an end-to-end bench's result, with the cycle
+    model's estimate of every layer (`pyref.perf`), the experts each task used and the
+    integer model's error against float."""
+    import numpy as np
+
+    from pyref import machine, perf
+    from pyref.formats import ACT
+    from pyref.workload import workload
+
+    a = design.bench_args
+    work = workload(a["config"], a["hw"], a["images"], seed, a["memory_words"], a.get("depth"))
     runs = result["breakdown"]["runs"]
     cycles = sum(r["cycles"] for r in runs)
-    layers = {}
+    layers, experts, errors = {}, {}, {}
     for task in sorted({r["task"] for r in runs}):
-        mine = [r["layers"] for r in runs if r["task"] == task]
-        layers[task] = {name: round(sum(m[name] for m in mine) / len(mine))
-                        for name in mine[0]}
+        mine = [r for r in runs if r["task"] == task]
+        per_layer = {}
+        use = {}
+        for r in mine:
+            _, run = machine.infer(work.image, work.codes[r["image"]], task)
+            for cost in perf.layer_costs(work.image, run, task):
+                entry = per_layer.setdefault(cost.name, {"cycles": 0, "model": 0, "ideal": 0,
+                                                         "macs": 0})
+                entry["cycles"] += r["layers"][cost.name] / len(mine)
+                entry["model"] += cost.cycles() / len(mine)
+                entry["ideal"] += cost.ideal / len(mine)
+                entry["macs"] += cost.macs / len(mine)
+            for job in run.jobs:
+                if job.unit == "moe":
+                    counts = use.setdefault(work.image.layer_at(task, job.pc),
+                                            [0] * work.image.config.experts)
+                    for e, queue in enumerate(job.routing.queues):
+                        counts[e] += len(queue)
+        layers[task] = {n: {k: round(v, 1) for k, v in e.items()} for n, e in per_layer.items()}
+        experts[task] = use
+        diff = (ACT.dequantise(work.expected(task)) - work.float_logits(task)).ravel()
+        counts, edges = np.histogram(diff, bins=40)
+        errors[task] = {"max_abs": float(np.abs(diff).max()), "rms": float(np.sqrt((diff**2).mean())),
+                        "histogram": counts.tolist(), "edges": edges.tolist()}
     return {
         "config": design.bench_args["config"], "hw": design.bench_args["hw"],
         "images": design.bench_args["images"], "tasks": len(layers),
@@ -100,6 +131,7 @@ def model_summary(design, result: dict) -> dict:
         "bytes_per_image": round(sum(r["read_bytes"] + r["write_bytes"] for r in runs)
                                  / len(runs)),
         "layers": layers, "metrics": result["breakdown"]["metrics"],
+        "expert_tokens": experts, "logit_error": errors,
         "sim_cycles_per_s": result["sim_cycles_per_s"], "wall_s": result["wall_s"],
         "tests": result["tests"], "failed": result["failed"],
     }
@@ -131,7 +163,8 @@ def model_table(model: dict) -> Table:
         table.add_column(column, justify="right")
     for task, layers in model["layers"].items():
         metric = model["metrics"].get(str(task), model["metrics"].get(task, {}))
-        table.add_row(str(task), str(model["mismatches"]), f"{sum(layers.values()):,}",
+        cycles = sum(e["cycles"] for e in layers.values())
+        table.add_row(str(task), str(model["mismatches"]), f"{cycles:,.0f}",
                       f"{model['mac_utilisation']:.1%}", f"{model['bytes_per_image']:,}",
                       f"{metric.get('rtl', float('nan')):.3f}",
                       f"{metric.get('intmodel', float('nan')):.3f}")
@@ -166,7 +199,7 @@ def run(argv=None):
     for name, result in results.items():
         if name in TOP_DESIGNS:
             # `model` is make sim's run; the longer ones keep their own names.
-            model = model_summary(TOP_DESIGNS[name], result)
+            model = model_summary(TOP_DESIGNS[name], result, args.seed)
             summary["models"][name] = model
             if name == "top":
                 summary["model"] = model

@@ -68,28 +68,48 @@ class TB(StreamTB):
                                   100 + 4 * count)
         return word_lanes(got["host_read"], self.tile)
 
-    async def watch(self, trace: list):
-        """Time-stamp every instruction the controller starts."""
+    async def watch(self, signal, trace: list):
+        """Time-stamp every change of ``signal`` (the controller's instruction address, or
+        which ports are busy)."""
         while True:
-            await ValueChange(self.dut.pc)
-            trace.append((self.counter.now, int(self.dut.pc.value)))
+            await ValueChange(signal)
+            trace.append((self.counter.now, int(signal.value)))
 
-    def layers(self, task: int, trace: list, start: int, end: int) -> dict:
-        """Cycles per layer: from its first instruction to the next layer's first."""
-        starts = {}
-        for cycle, pc in trace:
-            starts.setdefault(self.image.layer_at(task, pc), cycle)
-        names = [n for n in starts if n != "start"]
-        bounds = [starts[n] for n in names] + [end]
-        return {n: b - a for n, a, b in zip(names, bounds, bounds[1:], strict=False)}
+    def layers(self, task: int, pcs: list, busy: list, start: int) -> dict:
+        """Cycles per layer: from the end of the layer before to the end of this one, which
+        is when the last word of its last write on each of its write ports has gone.
+
+        The layers run as a chain (each reads what the one before wrote), so the cycles of
+        the layers add up to the run's."""
+        hw, program = self.image.hw, self.image.programs[task]
+        per = isa.INSTRUCTION_BITS // isa.word_bits(hw)
+        entry = self.image.entries[task]
+        # When each write was handed out: the controller's next instruction starts.
+        handed = {}
+        for (cycle, pc), (after, _) in zip(pcs, pcs[1:] + [(None, None)], strict=True):
+            ins = program[(pc - entry) // per]
+            if ins.op is isa.Op.WRITE and after is not None:
+                layer = self.image.layer_at(task, pc)
+                handed.setdefault(layer, {})[ins.target] = after
+        ends, previous = {}, start
+        for layer, writes in handed.items():
+            end = previous
+            for port, issued in writes.items():
+                # The descriptor reaches the port a cycle or two after it is handed out.
+                rise = next((c for c, v in busy if c >= issued and v >> port & 1), issued)
+                idle = next((c for c, v in busy if c > rise and not v >> port & 1), rise)
+                end = max(end, idle)
+            ends[layer], previous = end - previous, max(previous, end)
+        return ends
 
     async def infer(self, codes, task: int) -> dict:
         """One image through the task's program: logits, cycles and bytes moved."""
         patches = self.image.patches
         await self.write(patches.base, self.image.input_words(codes))
         before = int(self.dut.read_bytes.value), int(self.dut.write_bytes.value)
-        trace = []
-        watcher = cocotb.start_soon(self.watch(trace))
+        pcs, busy = [], []
+        watchers = [cocotb.start_soon(self.watch(self.dut.pc, pcs)),
+                    cocotb.start_soon(self.watch(self.dut.ports_busy, busy))]
         await self.transfer({"start": [task]}, {}, 10)
         start = self.counter.now - 1
         limit = self.info["max_cycles"]
@@ -98,7 +118,8 @@ class TB(StreamTB):
         except SimTimeoutError:
             raise AssertionError(f"task {task} did not end within {limit} cycles: "
                                  f"{self.hang()}") from None
-        watcher.cancel()
+        for watcher in watchers:
+            watcher.cancel()
         cycles = self.counter.now - start
         moved = (int(self.dut.read_bytes.value) - before[0],
                  int(self.dut.write_bytes.value) - before[1])
@@ -108,7 +129,7 @@ class TB(StreamTB):
         memory[buffer.base:] = lanes
         return {"logits": self.image.output_codes(memory, task), "cycles": cycles,
                 "read_bytes": moved[0], "write_bytes": moved[1],
-                "layers": self.layers(task, trace, start, start + cycles)}
+                "layers": self.layers(task, pcs, busy, start)}
 
     def hang(self) -> str:
         """Where the run is stuck: the controller's instruction and the ports still busy."""
