@@ -120,7 +120,8 @@ def model_summary(design, result: dict, seed: int) -> dict:
         experts[task] = use
         diff = (ACT.dequantise(work.expected(task)) - work.float_logits(task)).ravel()
         counts, edges = np.histogram(diff, bins=40)
-        errors[task] = {"max_abs": float(np.abs(diff).max()), "rms": float(np.sqrt((diff**2).mean())),
+        errors[task] = {"max_abs": float(np.abs(diff).max()),
+                        "rms": float(np.sqrt((diff**2).mean())),
                         "histogram": counts.tolist(), "edges": edges.tolist()}
     return {
         "config": design.bench_args["config"], "hw": design.bench_args["hw"],

@@ -86,7 +86,7 @@ class TB(StreamTB):
         entry = self.image.entries[task]
         # When each write was handed out: the controller's next instruction starts.
         handed = {}
-        for (cycle, pc), (after, _) in zip(pcs, pcs[1:] + [(None, None)], strict=True):
+        for (_, pc), (after, _) in zip(pcs, pcs[1:] + [(None, None)], strict=True):
             ins = program[(pc - entry) // per]
             if ins.op is isa.Op.WRITE and after is not None:
                 layer = self.image.layer_at(task, pc)
