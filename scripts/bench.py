@@ -3,7 +3,9 @@
 Runs every unit bench over several seeds (bit-exactness must hold for each) and records
 cycles, MAC rate and Verilator speed; then, at the first seed, the parameter variants: the
 attention unit at P = 1, 2, 4 and 8 (traffic per key step) and the linear and attention
-units with the edge-moe set. Times the integer golden model (tiny per image, and one
+units with the edge-moe set; the whole accelerator end to end (256 tiny images, and
+m3vit-tiny's first two blocks and all twelve on the edge-moe set), and the cycle model's
+projection of m3vit-tiny. Times the integer golden model (tiny per image, and one
 m3vit-tiny image with its full trace); reruns `make fidelity`. Results go to
 build/report/bench.json and the report.
 """
@@ -21,9 +23,37 @@ from pyref import data
 from pyref.config import HW_CONFIGS, get_config
 from pyref.intmodel import IntModel
 from scripts import fidelity, report
-from scripts.common import REPORT, main, make_console, seed_argument
-from scripts.designs import DESIGNS, design_argument
-from scripts.sim import passed, simulate
+from scripts.common import BITSTREAM, REPORT, main, make_console, seed_argument
+from scripts.designs import DESIGNS, TOP_DESIGNS, design_argument
+from scripts.sim import model_summary, passed, simulate
+
+#: The end-to-end runs of `make bench` (`scripts.designs.TOP_DESIGNS`).
+END_TO_END = ("top_256", "top_m3vit_blocks", "top_m3vit")
+#: Units of the whole accelerator: its clock is the slowest one's until it is built whole.
+ACCELERATOR_UNITS = ("linear", "attention", "moe", "gather", "combine", "layernorm",
+                     "residual")
+
+
+def projections(seed: int) -> dict:
+    """m3vit-tiny's frames per second from the cycle model (`pyref.perf`): the ecp5-85f set
+    at the slowest unit's measured ECP5 clock, and the edge-moe set at 300 MHz."""
+    from pyref import machine, perf
+    from pyref.workload import workload
+
+    reports = [BITSTREAM / u / "report.json" for u in ACCELERATOR_UNITS]
+    measured = [json.loads(p.read_text())["fmax_mhz"] for p in reports if p.exists()]
+    clocks = {"ecp5-85f": (min(measured), "slowest unit's measured Fmax")
+              if len(measured) == len(reports) else (100.0, "target (no bitstream reports)"),
+              "edge-moe": (300.0, "Edge-MoE's clock on the ZCU102")}
+    out = {}
+    for hw, (mhz, source) in clocks.items():
+        work = workload("m3vit-tiny", hw, 1, seed, 1 << 23)
+        for task in range(work.image.config.tasks):
+            _, run = machine.infer(work.image, work.codes[0], task)
+            costs = perf.layer_costs(work.image, run, task)
+            out[f"{hw}.task{task}"] = {**perf.projection(costs, work.image.hw, mhz),
+                                       "hw": hw, "task": task, "clock": source}
+    return out
 
 
 def golden_speed(seed: int) -> dict:
@@ -88,6 +118,11 @@ def run(argv=None):
         runs[seed] = simulate(names, seed, False, console)
     console.print("[bold]parameter variants (first seed)[/bold]")
     extra = simulate(variants(), args.seed, False, console)
+    console.print("[bold]end to end (first seed)[/bold]")
+    whole = simulate(list(END_TO_END), args.seed, False, console)
+    models = {n: model_summary(TOP_DESIGNS[n], r, args.seed) for n, r in whole.items()}
+    with console.status("projecting m3vit-tiny with the cycle model"):
+        projection = projections(args.seed)
     table = Table(title=f"make bench: {args.seeds} seeds from {args.seed}")
     for column in ("unit", "vectors", "mismatches", "cycles", "ideal", "MAC/cycle",
                    "sim cycles/s"):
@@ -117,11 +152,12 @@ def run(argv=None):
     REPORT.mkdir(parents=True, exist_ok=True)
     out = REPORT / "bench.json"
     out.write_text(json.dumps({"seeds": list(runs), "written": time.time(), "units": rows,
-                               "variants": extra, "golden": golden}, indent=2) + "\n")
+                               "variants": extra, "golden": golden, "models": models,
+                               "projection": projection}, indent=2) + "\n")
     console.print(f"wrote {out}")
     fidelity.run([])
     console.print(f"report: {report.write()}")
-    if not all(passed(r) for seed_runs in [*runs.values(), extra]
+    if not all(passed(r) for seed_runs in [*runs.values(), extra, whole]
                for r in seed_runs.values()):
         sys.exit(1)
 

@@ -10,7 +10,9 @@ from pathlib import Path
 from rich.console import Console
 
 from hls.flow import HlsError
+from pyref.config import ConfigError
 from pyref.formats import FormatError
+from pyref.isa import ProgramError
 from pyref.vectors import VectorError
 from sim.runner import SimError
 
@@ -24,7 +26,7 @@ BITSTREAM = BUILD / "bitstream"
 REPORT = BUILD / "report"
 
 #: Errors whose message already says what is wrong and how to fix it.
-CLEAR_ERRORS = (HlsError, FormatError, VectorError, SimError)
+CLEAR_ERRORS = (HlsError, FormatError, VectorError, SimError, ConfigError, ProgramError)
 
 
 class ToolError(RuntimeError):

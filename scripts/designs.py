@@ -223,12 +223,14 @@ def top_design(name: str, hw: str, memory_words: int, **bench_args) -> Design:
                   bench_args={"hw": hw, "memory_words": memory_words, **bench_args})
 
 
-#: The end-to-end runs: `make sim`'s (the shipped tiny model, 8 images, both tasks), and
-#: m3vit-tiny with random weights on the edge-moe set: its first two blocks (a dense one and
-#: a MoE one) and all twelve (`make bench`).
+#: The end-to-end runs: `make sim`'s (the shipped tiny model, 8 images, both tasks), and for
+#: `make bench` 256 tiny images and m3vit-tiny with random weights on the edge-moe set: its
+#: first two blocks (a dense one and a MoE one) and all twelve.
 TOP_DESIGNS = {d.name: d for d in [
     top_design("top", "ecp5-85f", TOP_MEMORY_WORDS, config="tiny", images=8, stall_images=2,
                max_cycles=200_000),
+    top_design("top_256", "ecp5-85f", TOP_MEMORY_WORDS, config="tiny", images=256,
+               stall_images=8, max_cycles=200_000),
     top_design("top_m3vit_blocks", "edge-moe", 1 << 18, config="m3vit-tiny", depth=2,
                images=1, stall_images=1, max_cycles=3_000_000),
     top_design("top_m3vit", "edge-moe", 1 << 21, config="m3vit-tiny", images=1,

@@ -32,9 +32,9 @@ def write() -> str:
     REPORT.mkdir(parents=True, exist_ok=True)
     summary_path = REPORT / "summary.json"
     lines = ["# lumoe report", ""]
-    if summary_path.exists():
-        summary = json.loads(summary_path.read_text())
-        units = summary["units"]
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    units = summary.get("units")
+    if units:
         lines += [f"## RTL against pyref (`make sim`, SEED={summary['seed']})", "",
                   "| unit | vectors | mismatches | cycles | ideal | MACs | MAC/cycle | peak |",
                   "|---|---|---|---|---|---|---|---|"]
@@ -49,6 +49,8 @@ def write() -> str:
                   "![throughput per unit](throughput.png)", ""]
     else:
         lines += ["No simulation results yet: run `make sim`.", ""]
+    lines += _model_section(summary.get("model") if summary_path.exists() else None)
+    lines += _projection_section()
     lines += _fidelity_section()
     lines += _bench_section()
     lines += _linear_section()
@@ -71,6 +73,160 @@ def write() -> str:
     path = REPORT / "report.md"
     path.write_text("\n".join(lines))
     return str(path)
+
+
+def _model_section(model: dict | None) -> list:
+    """The whole accelerator end to end: `make sim`'s run, per layer against the cycle
+    model and the compute-bound ideal, with the experts used and the logits' error."""
+    if not model:
+        return ["No end-to-end run yet: run `make sim`.", ""]
+    lines = [f"## Whole accelerator end to end (`make sim`): {model['config']} on "
+             f"{model['hw']}, {model['images']} images x {model['tasks']} tasks", "",
+             "| task | mismatches | cycles per image | ideal | linear-unit MAC utilisation | "
+             "bytes per image | accuracy, RTL | accuracy, integer model |",
+             "|---|---|---|---|---|---|---|---|"]
+    for task, layers in model["layers"].items():
+        metric = model["metrics"].get(task, {})
+        cycles = sum(e["cycles"] for e in layers.values())
+        ideal = sum(e["ideal"] for e in layers.values())
+        macs = sum(e["macs"] for e in layers.values())
+        peak = _peak(model)
+        lines.append(f"| {task} | {model['mismatches']} | {cycles:,.0f} | {ideal:,.0f} | "
+                     f"{100 * macs / (peak * cycles):.1f} % | {model['bytes_per_image']:,} | "
+                     f"{metric.get('rtl', float('nan')):.3f} | "
+                     f"{metric.get('intmodel', float('nan')):.3f} |")
+    lines += ["", "Every logit is compared with the integer model's, and the bytes the memory "
+              "port moves with the functional model's (`pyref.machine`). MAC utilisation counts "
+              "the linear unit's MACs on padded tiles.", ""]
+    task = next(iter(model["layers"]))
+    layers = model["layers"][task]
+    lines += [f"Per layer, task {task} (mean over the images): RTL cycles from the end of the "
+              "layer before to the end of this one's last write, the cycle model "
+              "(`pyref.perf`) and the units' compute-bound ideal.", "",
+              "| layer | RTL cycles | model | model error | ideal | MAC utilisation |",
+              "|---|---|---|---|---|---|"]
+    for name, e in layers.items():
+        utilisation = e["macs"] / (_peak(model) * e["cycles"]) if e["macs"] else 0
+        lines.append(f"| {name} | {e['cycles']:,.0f} | {e['model']:,.0f} | "
+                     f"{100 * (e['model'] - e['cycles']) / e['cycles']:+.1f} % | "
+                     f"{e['ideal']:,.0f} | {100 * utilisation:.1f} % |")
+    worst = max(abs(e["model"] - e["cycles"]) / e["cycles"] for t in model["layers"].values()
+                for e in t.values())
+    lines += ["", f"Largest cycle-model error over every layer of both tasks: "
+              f"{100 * worst:.1f} %.", ""]
+    _plot_layers(layers, _peak(model), REPORT / "layer_cycles.png")
+    _plot_experts(model["expert_tokens"], REPORT / "expert_use.png")
+    _plot_errors(model["logit_error"], REPORT / "logit_error.png")
+    lines += ["![cycles per layer](layer_cycles.png)", "",
+              "![tokens per expert, per task](expert_use.png)", "",
+              "![integer model against float](logit_error.png)", ""]
+    errors = model["logit_error"]
+    lines += ["Integer model against float on the same inputs, logits: " + "; ".join(
+        f"task {t}: max |error| {e['max_abs']:.3f}, rms {e['rms']:.3f}"
+        for t, e in errors.items()) + ".", ""]
+    return lines
+
+
+def _projection_section() -> list:
+    """`make bench`'s end-to-end runs and the cycle model's projection of m3vit-tiny."""
+    path = REPORT / "bench.json"
+    bench = json.loads(path.read_text()) if path.exists() else {}
+    if "projection" not in bench:
+        return ["No m3vit-tiny projection yet: run `make bench`.", ""]
+    lines = ["## m3vit-tiny end to end (`make bench`)", "",
+             "| run | config | set | images x tasks | mismatches | cycles per image | "
+             "largest cycle-model error |", "|---|---|---|---|---|---|---|"]
+    for name, m in bench.get("models", {}).items():
+        errors = [abs(e["model"] - e["cycles"]) / e["cycles"]
+                  for t in m["layers"].values() for e in t.values()]
+        depth = f" ({len([n for n in next(iter(m['layers'].values())) if n.endswith('ln1')])}"
+        lines.append(f"| {name} | {m['config']}{depth} blocks) | {m['hw']} | "
+                     f"{m['images']} x {m['tasks']} | {m['mismatches']} | "
+                     f"{m['cycles_per_image']:,} | {100 * max(errors):.1f} % |")
+    lines += ["", "Projected with the cycle model (`pyref.perf`) on the functional model's run "
+              "of one random-weight m3vit-tiny image:", "",
+              "| set | task | clock (MHz) | cycles | FPS | compute-bound FPS | of the limit | "
+              "linear-unit MAC utilisation | MB per image |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for p in bench["projection"].values():
+        lines.append(f"| {p['hw']} | {p['task']} | {p['mhz']:.1f} ({p['clock']}) | "
+                     f"{p['cycles']:,} | {p['fps']:.1f} | {p['limit_fps']:.1f} | "
+                     f"{100 * p['of_limit']:.1f} % | {100 * p['mac_utilisation']:.1f} % | "
+                     f"{p['bytes_per_image'] / 1e6:.1f} |")
+    return lines + ["", "The compute-bound limit runs every unit at its ideal rate with nothing "
+                    "in between (no memory stalls, no pipeline fill, no controller).", ""]
+
+
+def _peak(model: dict) -> int:
+    from pyref.config import get_hw_config
+
+    return get_hw_config(model["hw"]).peak_macs_per_cycle
+
+
+def _plot_layers(layers: dict, peak: int, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(layers)
+    x = range(len(names))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(12, 6), sharex=True)
+    width = 0.28
+    for k, (key, label) in enumerate((("cycles", "RTL"), ("model", "cycle model"),
+                                      ("ideal", "compute-bound ideal"))):
+        top.bar([i + (k - 1) * width for i in x], [layers[n][key] for n in names], width,
+                label=label)
+    top.set_ylabel("cycles")
+    top.legend()
+    top.set_title("Cycles per layer")
+    bottom.bar(x, [100 * layers[n]["macs"] / (peak * layers[n]["cycles"]) for n in names])
+    bottom.set_ylabel("linear-unit MAC utilisation (%)")
+    bottom.set_xticks(list(x), names, rotation=70, ha="right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_experts(use: dict, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = sorted({layer for per_task in use.values() for layer in per_task})
+    fig, axes = plt.subplots(1, len(layers), figsize=(4 * len(layers), 3), squeeze=False)
+    for ax, layer in zip(axes[0], layers, strict=True):
+        width = 0.8 / len(use)
+        for k, (task, per_task) in enumerate(use.items()):
+            counts = per_task[layer]
+            ax.bar([e + k * width for e in range(len(counts))], counts, width,
+                   label=f"task {task}")
+        ax.set_title(layer)
+        ax.set_xlabel("expert")
+        ax.set_ylabel("tokens routed")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_errors(errors: dict, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for task, e in errors.items():
+        ax.stairs(e["histogram"], e["edges"], label=f"task {task}")
+    ax.set_xlabel("integer logit - float logit")
+    ax.set_ylabel("logits")
+    ax.set_title("Integer model against float, end to end")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _timing(report: dict) -> str:
