@@ -76,27 +76,25 @@ def test_descriptor_loops_wrap_until_the_words_are_done():
          117, 105, 115, 106]
 
 
-def test_a_missing_wait_is_a_race_the_machine_refuses(tiny):
-    image = tiny.image
+def without_first(image, op: Op):
+    """A memory holding task 0's program without its first ``op`` instruction."""
     program = image.programs[0]
-    first_wait = next(i for i, ins in enumerate(program) if ins.op is Op.WAIT)
-    broken = program[:first_wait] + program[first_wait + 1:]
+    first = next(i for i, ins in enumerate(program) if ins.op is op)
     memory = machine.memory_of(image)
-    words = isa.instruction_words(image.hw, broken)
+    words = isa.instruction_words(image.hw, program[:first] + program[first + 1:])
     memory[image.entries[0]:image.entries[0] + len(words)] = words
+    return memory
+
+
+def test_a_missing_wait_is_a_race_the_machine_refuses(tiny):
     with pytest.raises(ProgramError, match="races .*WAIT on them first"):
-        machine.infer(image, tiny.codes[0], 0, memory)
+        machine.infer(tiny.image, tiny.codes[0], 0, without_first(tiny.image, Op.WAIT))
 
 
 def test_a_wait_that_never_ends_is_named(tiny):
-    image = tiny.image
-    # The first layer's linear command is dropped: its output never comes.
-    program = [ins for ins in image.programs[0] if ins.op is not Op.CMD][:]
-    memory = machine.memory_of(image)
-    words = isa.instruction_words(image.hw, program)
-    memory[image.entries[0]:image.entries[0] + len(words)] = words
+    # Without the patch embedding's command its output never comes.
     with pytest.raises(ProgramError, match="WAIT on linear.o never ends"):
-        machine.infer(image, tiny.codes[0], 0, memory)
+        machine.infer(tiny.image, tiny.codes[0], 0, without_first(tiny.image, Op.CMD))
 
 
 def test_an_image_too_big_for_the_memory_says_how_big_it_is(tiny):
