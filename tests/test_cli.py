@@ -3,6 +3,7 @@
 import pytest
 
 from scripts import common, verilog
+from scripts import compile as compile_script
 from scripts import vectors as vectors_script
 
 
@@ -35,3 +36,16 @@ def test_known_errors_become_one_line_without_traceback(capsys):
 def test_vectors_script_writes_every_set(tmp_path, capsys):
     vectors_script.run(["--seed=7", f"--out={tmp_path}"])
     assert {p.name for p in tmp_path.iterdir()} >= {"mac.npz", "mac.json", "requant.npz"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--task=3"], "error: unknown task 3: config 'tiny' has tasks 0, 1"),
+    (["--memory-words=1000"], "but the memory holds 1000: build the accelerator with "
+                              "memory_words >= "),
+])
+def test_a_program_that_cannot_run_is_one_clear_line(args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        compile_script.run(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
