@@ -40,6 +40,12 @@ def simulate(names, seed: int, waves: bool, console: Console) -> dict:
         for design in names:
             design = ({**DESIGNS, **TOP_DESIGNS}[design] if isinstance(design, str)
                       else design)
+            if design.name in TOP_DESIGNS:
+                # Compile first: a checkpoint, config or memory size that cannot work is
+                # named here, not deep in the bench's log.
+                task = progress.add_task(f"{design.name}: compiling the model", total=None)
+                top_workload(design, seed)
+                progress.remove_task(task)
             task = progress.add_task(f"{design.name}: emitting Verilog", total=None)
             sources = design.verilog()
             progress.update(task, description=f"{design.name}: Verilator build and cocotb bench")
@@ -82,6 +88,14 @@ def _run_with_progress(design, sources, seed: int, waves: bool, progress, task) 
     return outcome["result"]
 
 
+def top_workload(design, seed: int):
+    """The workload an end-to-end design's bench runs (`pyref.workload`)."""
+    from pyref.workload import workload
+
+    a = design.bench_args
+    return workload(a["config"], a["hw"], a["images"], seed, a["memory_words"], a.get("depth"))
+
+
 def model_summary(design, result: dict, seed: int) -> dict:
     """The contract's ``model`` section from an end-to-end bench's result, with the cycle
     model's estimate of every layer (`pyref.perf`), the experts each task used and the
@@ -90,10 +104,8 @@ def model_summary(design, result: dict, seed: int) -> dict:
 
     from pyref import machine, perf
     from pyref.formats import ACT
-    from pyref.workload import workload
 
-    a = design.bench_args
-    work = workload(a["config"], a["hw"], a["images"], seed, a["memory_words"], a.get("depth"))
+    work = top_workload(design, seed)
     runs = result["breakdown"]["runs"]
     cycles = sum(r["cycles"] for r in runs)
     layers, experts, errors = {}, {}, {}
