@@ -102,7 +102,7 @@ def _model_section(model: dict | None) -> list:
     lines += [f"Per layer, task {task} (mean over the images): RTL cycles from the end of the "
               "layer before to the end of this one's last write, the cycle model "
               "(`pyref.perf`) and the units' compute-bound ideal.", "",
-              "| layer | RTL cycles | model | model error | ideal | MAC utilisation (padded tiles) |",
+              "| layer | RTL cycles | model | model error | ideal | MAC utilisation (padded) |",
               "|---|---|---|---|---|---|"]
     for name, e in layers.items():
         utilisation = e["macs"] / (_peak(model) * e["cycles"]) if e["macs"] else 0
