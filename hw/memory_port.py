@@ -8,6 +8,8 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from hw.ram_model import RamModel
+
 #: Word addresses the port takes.
 ADDRESS_BITS = 32
 
@@ -41,6 +43,9 @@ class MemoryPort(wiring.Component):
         Words per cycle, at most 1.
     init : list of int
         The memory image.
+    verilog_model : bool
+        Keep the words in `hw.ram_model.RamModel` (Verilator only, no ``init``): Amaranth
+        cannot emit a memory of millions of words.
 
     Members
     -------
@@ -50,13 +55,17 @@ class MemoryPort(wiring.Component):
     read_bytes, write_bytes : Out(48)
     """
 
-    def __init__(self, width: int, depth: int, rate=Fraction(1), init=()):
+    def __init__(self, width: int, depth: int, rate=Fraction(1), init=(),
+                 verilog_model: bool = False):
         rate = Fraction(rate)
         if width % 8 or not 0 < rate <= 1 or depth & (depth - 1):
             raise ValueError(f"MemoryPort needs whole bytes, 0 < rate <= 1 and a power-of-two "
                              f"depth, got {width} bits, {rate} and {depth}")
         self.width, self.depth, self.rate = width, depth, rate
-        self.memory = Memory(shape=width, depth=depth, init=list(init))
+        if verilog_model and list(init):
+            raise ValueError("the Verilog memory model starts at zero: load it through the port")
+        self.memory = (RamModel(width, depth.bit_length() - 1) if verilog_model
+                       else Memory(shape=width, depth=depth, init=list(init)))
         super().__init__({
             "read_req": In(stream.Signature(request_layout())),
             "read_data": Out(stream.Signature(width)),
@@ -69,7 +78,14 @@ class MemoryPort(wiring.Component):
         m = Module()
         m.submodules.memory = self.memory
         m.submodules.out = out = SyncFIFO(width=self.width, depth=4)
-        load, store = self.memory.read_port(), self.memory.write_port()
+        if isinstance(self.memory, RamModel):
+            ram = self.memory
+            read_addr, read_data = ram.read_addr, ram.read_data
+            write_en, write_addr, write_data = ram.write_en, ram.write_addr, ram.write_data
+        else:
+            load, store = self.memory.read_port(), self.memory.write_port()
+            read_addr, read_data = load.addr, load.data
+            write_en, write_addr, write_data = store.en, store.addr, store.data
         wiring.connect(m, wiring.flipped(self.read_data), out.r_stream)
 
         # Credits: `num` each cycle, `den` per word, capped at one word (no bursts).
@@ -90,11 +106,11 @@ class MemoryPort(wiring.Component):
         write_word = writing & can_move & self.write_data.valid
         moved = read_word | write_word
         m.d.comb += [
-            load.addr.eq(addr[:load.addr.shape().width]), out.w_en.eq(in_flight),
-            out.w_data.eq(load.data),
+            read_addr.eq(addr[:len(read_addr)]), out.w_en.eq(in_flight),
+            out.w_data.eq(read_data),
             self.write_data.ready.eq(writing & can_move),
-            store.en.eq(write_word), store.addr.eq(addr[:store.addr.shape().width]),
-            store.data.eq(self.write_data.payload),
+            write_en.eq(write_word), write_addr.eq(addr[:len(write_addr)]),
+            write_data.eq(self.write_data.payload),
         ]
         with m.If(moved):
             m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]

@@ -90,7 +90,8 @@ class Accelerator(wiring.Component):
         ports = self.ports
         m.submodules.controller = controller = Controller(
             self.per, len(isa.UNITS), len(ports), hw.max_experts, hw.max_tokens)
-        m.submodules.memory = memory = MemoryPort(word, self.memory_words, Fraction(1))
+        m.submodules.memory = memory = MemoryPort(word, self.memory_words, Fraction(1),
+                                                  verilog_model=True)
         readers = [p for p in ports if p.kind == "read"]
         writers = [p for p in ports if p.kind == "write"]
         # Readers: the units', the instruction fetch, the host's; writers: the units', the

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hls import flow
+from hw import ram_model
 from hw.attention import AttentionUnit
 from hw.emit import emit
 from hw.expert_combine import ExpertCombine
@@ -55,6 +56,8 @@ class Design:
         nextpnr's router for this design (see the attention unit's).
     internals : bool
         Its bench reads signals inside the design (slower simulation).
+    models : tuple of (str, str)
+        Verilog models the design instantiates, as (file name, text).
     """
 
     name: str
@@ -68,6 +71,7 @@ class Design:
     baseline: bool = False
     router: str = "router1"
     internals: bool = True
+    models: tuple = ()
 
     def component(self):
         return self.factory(**self.params)
@@ -77,11 +81,12 @@ class Design:
 
         A design emitted from the same sources and parameters is not emitted again (the
         whole accelerator takes about 15 s)."""
-        outputs = [Path(verilog_dir) / self.name / f"{self.top}.v",
-                   Path(verilog_dir) / self.name / f"{self.top}.ports.json",
-                   *(Path(hls_dir) / f"{k}.v" for k in self.kernels)]
-        stamp = Path(verilog_dir) / self.name / "sources.sha256"
-        digest = _source_digest(repr((self.params, self.bench_args, self.kernels)))
+        here = Path(verilog_dir) / self.name
+        outputs = [here / f"{self.top}.v", here / f"{self.top}.ports.json",
+                   *(Path(hls_dir) / f"{k}.v" for k in self.kernels),
+                   *(here / name for name, _ in self.models)]
+        stamp = here / "sources.sha256"
+        digest = _source_digest(repr((self.params, self.bench_args, self.kernels, self.models)))
         if stamp.exists() and stamp.read_text() == digest and all(p.exists() for p in outputs):
             return [outputs[0], *outputs[2:]]
         sources = self._emit(verilog_dir, hls_dir)
@@ -99,7 +104,11 @@ class Design:
             k = flow.KERNELS[self.params["kernel"]]
             extra.update(inputs=list(k.inputs), outputs=list(k.outputs))
         top = emit(unit, self.top, Path(verilog_dir) / self.name, **extra)
-        return [top] + [flow.codegen(k, hls_dir) for k in self.kernels]
+        models = []
+        for name, text in self.models:
+            models.append(Path(verilog_dir) / self.name / name)
+            models[-1].write_text(text)
+        return [top] + [flow.codegen(k, hls_dir) for k in self.kernels] + models
 
     def bench_spec(self, sources: list[Path]) -> Bench:
         return Bench(self.name, self.top, tuple(sources),
@@ -220,6 +229,7 @@ def top_design(name: str, hw: str, memory_words: int, **bench_args) -> Design:
                             for k in DESIGNS[unit].kernels)
     return Design(name, "accelerator", accelerator, {"hw": hw, "memory_words": memory_words},
                   kernels=tuple(kernels), bench="sim.bench_top", internals=False,
+                  models=(("lumoe_ram.v", ram_model.VERILOG),),
                   bench_args={"hw": hw, "memory_words": memory_words, **bench_args})
 
 
