@@ -262,6 +262,8 @@ class Machine:
                                f"{', '.join(sorted(racing))}: WAIT on them first")
         self.board.issue(port.name, kind, lo, hi)
         self.run_info.transfers.append((pc, port.name, len(addresses)))
+        if kind == "write":
+            self._room(pc, port.name, self.stores[port.name])
         if kind == "read":
             words = self.memory[addresses]
             self.beats[port.name].extend(isa.words_to_beats(self.hw, port, words, d.lanes))
@@ -269,6 +271,16 @@ class Machine:
                                                    + len(addresses))
         else:
             self.stores[port.name].append(addresses)
+
+    def _room(self, pc: int, name: str, queue):
+        """The controller stalls while a queue is full (`isa.QUEUE_DEPTH`): it must empty
+        with what is already queued, or the program hangs."""
+        if len(queue) >= isa.QUEUE_DEPTH:
+            self._settle()
+            if len(queue) >= isa.QUEUE_DEPTH:
+                raise ProgramError(f"pc {pc}: {name}'s queue holds {isa.QUEUE_DEPTH} entries "
+                                   "that nothing queued so far lets finish: the controller "
+                                   "would wait here forever")
 
     def _wait(self, pc: int, mask: int):
         self._settle()
@@ -321,7 +333,9 @@ class Machine:
                     if expert is None:
                         raise ProgramError(f"pc {here}: per-token CMD outside an EXPERTS body")
                     fields["tokens"] = expert[1]
-                self.cmds[isa.UNITS[ins.target]].append((fields, here))
+                queue = self.cmds[isa.UNITS[ins.target]]
+                self._room(here, isa.UNITS[ins.target], queue)
+                queue.append((fields, here))
             elif ins.op in (Op.READ, Op.WRITE):
                 self._transfer(here, ins, expert)
             elif ins.op is Op.WAIT:

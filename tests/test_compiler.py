@@ -128,3 +128,14 @@ def test_a_config_that_does_not_fit_the_parameter_set_is_refused():
     config = replace(get_config("tiny"), dim=12, heads=3)
     with pytest.raises(ConfigError, match="multiples of tile_in 8"):
         compiler.check_fit(config, get_hw_config("ecp5-85f"))
+
+
+def test_a_full_queue_that_cannot_drain_is_named(tiny):
+    # Five commands for the linear unit and no data: the fifth finds the queue full.
+    image = tiny.image
+    program = [isa.command("linear", tokens=1, chunks=1, out_chunks=1)] * 5 + [isa.end()]
+    memory = machine.memory_of(image)
+    words = isa.instruction_words(image.hw, program)
+    memory[image.entries[0]:image.entries[0] + len(words)] = words
+    with pytest.raises(ProgramError, match="linear's queue holds 4 entries"):
+        machine.infer(image, tiny.codes[0], 0, memory)
