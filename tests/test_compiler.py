@@ -76,14 +76,19 @@ def test_descriptor_loops_wrap_until_the_words_are_done():
          117, 105, 115, 106]
 
 
+def memory_with(image, program):
+    """The image's memory with ``program`` as task 0's."""
+    memory = machine.memory_of(image)
+    words = isa.instruction_words(image.hw, program)
+    memory[image.entries[0]:image.entries[0] + len(words)] = words
+    return memory
+
+
 def without_first(image, op: Op):
     """A memory holding task 0's program without its first ``op`` instruction."""
     program = image.programs[0]
     first = next(i for i, ins in enumerate(program) if ins.op is op)
-    memory = machine.memory_of(image)
-    words = isa.instruction_words(image.hw, program[:first] + program[first + 1:])
-    memory[image.entries[0]:image.entries[0] + len(words)] = words
-    return memory
+    return memory_with(image, program[:first] + program[first + 1:])
 
 
 def test_a_missing_wait_is_a_race_the_machine_refuses(tiny):
@@ -132,10 +137,6 @@ def test_a_config_that_does_not_fit_the_parameter_set_is_refused():
 
 def test_a_full_queue_that_cannot_drain_is_named(tiny):
     # Five commands for the linear unit and no data: the fifth finds the queue full.
-    image = tiny.image
     program = [isa.command("linear", tokens=1, chunks=1, out_chunks=1)] * 5 + [isa.end()]
-    memory = machine.memory_of(image)
-    words = isa.instruction_words(image.hw, program)
-    memory[image.entries[0]:image.entries[0] + len(words)] = words
     with pytest.raises(ProgramError, match="linear's queue holds 4 entries"):
-        machine.infer(image, tiny.codes[0], 0, memory)
+        machine.infer(tiny.image, tiny.codes[0], 0, memory_with(tiny.image, program))
