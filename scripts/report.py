@@ -89,10 +89,10 @@ def _model_section(model: dict | None) -> list:
         metric = model["metrics"].get(task, {})
         cycles = sum(e["cycles"] for e in layers.values())
         ideal = sum(e["ideal"] for e in layers.values())
+        accuracy = " | ".join(f"{metric[k]:.3f}" if k in metric else "-"
+                              for k in ("rtl", "intmodel"))
         lines.append(f"| {task} | {model['mismatches']} | {cycles:,.0f} | {ideal:,.0f} | "
-                     f"{model['bytes_per_image']:,} | "
-                     f"{metric.get('rtl', float('nan')):.3f} | "
-                     f"{metric.get('intmodel', float('nan')):.3f} |")
+                     f"{model['bytes_per_image']:,} | {accuracy} |")
     lines += ["", f"The linear unit does {100 * model['mac_utilisation']:.1f} % of its peak in "
               "useful multiply-accumulates over the whole run (padding not counted). Every "
               "logit is compared with the integer model's, and the bytes the memory port moves "

@@ -177,10 +177,10 @@ def model_table(model: dict) -> Table:
     for task, layers in model["layers"].items():
         metric = model["metrics"].get(str(task), model["metrics"].get(task, {}))
         cycles = sum(e["cycles"] for e in layers.values())
+        accuracy = [f"{metric[k]:.3f}" if k in metric else "-" for k in ("rtl", "intmodel")]
         table.add_row(str(task), str(model["mismatches"]), f"{cycles:,.0f}",
                       f"{model['mac_utilisation']:.1%}", f"{model['bytes_per_image']:,}",
-                      f"{metric.get('rtl', float('nan')):.3f}",
-                      f"{metric.get('intmodel', float('nan')):.3f}")
+                      *accuracy)
     return table
 
 
