@@ -11,6 +11,7 @@ from hw.address_generator import descriptor_layout
 from hw.attention import AttentionUnit
 from hw.controller import Controller, command_layout, expert_layout
 from hw.expert_combine import ExpertCombine
+from hw.key_steps import KeySteps
 from hw.layernorm_unit import LayerNormUnit
 from hw.linear import LinearUnit
 from hw.memory_arbiter import MemoryArbiter
@@ -104,6 +105,21 @@ class Accelerator(wiring.Component):
         m.d.comb += [self.read_bytes.eq(memory.read_bytes),
                      self.write_bytes.eq(memory.write_bytes)]
 
+        # Keys and values come from memory once per head, into a gather each, and are
+        # replayed in the attention unit's key order (`KeySteps`): the attention unit reads
+        # a key and a value row per step, which on the edge-moe set is two words per cycle.
+        attention = self.units["attention"]
+        replays = {}
+        for name in ("k", "v"):
+            rows = TokenGather(hw.attention_width, hw.max_tokens,
+                               -(-hw.max_head_dim // hw.attention_width))
+            steps = KeySteps(hw.parallelism, hw.max_tokens)
+            m.submodules[f"{name}_rows"], m.submodules[f"{name}_steps"] = rows, steps
+            wiring.connect(m, steps.o, rows.queue)
+            wiring.connect(m, rows.o, getattr(attention, name))
+            replays[name] = (rows, steps)
+        inputs = {f"attention.{name}": rows.i for name, (rows, _) in replays.items()}
+
         busy = []
         for index, port in enumerate(ports):
             unit, stream_name = port.name.split(".")
@@ -112,7 +128,7 @@ class Accelerator(wiring.Component):
                 k = readers.index(port)
                 wiring.connect(m, engine.req, arbiter.read[k])
                 wiring.connect(m, arbiter.read_data[k], engine.data)
-                target = getattr(self.units[unit], stream_name)
+                target = inputs.get(port.name, getattr(self.units[unit], stream_name))
                 m.d.comb += [target.valid.eq(engine.o.valid), target.payload.eq(engine.o.payload),
                              engine.o.ready.eq(target.ready)]
             else:
@@ -139,7 +155,19 @@ class Accelerator(wiring.Component):
             cmd = self.units[name].cmd
             fields = data.View(command_layout(), queue.r_data)
             rename = COMMAND_FIELDS.get(name, {})
-            m.d.comb += [cmd.valid.eq(queue.r_rdy), queue.r_en.eq(cmd.ready)]
+            # An attention head also goes to its key and value replays (a flush does not):
+            # all take it in the same cycle.
+            followers = ([f.cmd for pair in replays.values() for f in pair]
+                         if name == "attention" else [])
+            ready = [cmd.ready, *[f.ready | fields.flush for f in followers]]
+            m.d.comb += [cmd.valid.eq(queue.r_rdy & Cat(*ready[1:]).all()),
+                         queue.r_en.eq(queue.r_rdy & Cat(*ready).all())]
+            for k, follower in enumerate(followers):
+                others = ready[:k + 1] + ready[k + 2:]
+                m.d.comb += [follower.valid.eq(queue.r_rdy & ~fields.flush & Cat(*others).all()),
+                             follower.payload.tokens.eq(fields.tokens)]
+                if "chunks" in follower.payload.shape().members:
+                    m.d.comb += follower.payload.chunks.eq(fields.chunks)
             for field_name, _ in cmd.payload.shape():
                 m.d.comb += cmd.payload[field_name].eq(fields[rename.get(field_name, field_name)])
 

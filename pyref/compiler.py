@@ -41,12 +41,10 @@ class Buffer:
         rows = self.rows - first if rows is None else rows
         return Descriptor.contiguous(self.base + first * self.row_words, rows * self.row_words)
 
-    def columns(self, first_word: int, words: int, rows: int, first_row: int = 0,
-                repeat: int = 1, total: int | None = None) -> Descriptor:
+    def columns(self, first_word: int, words: int, rows: int) -> Descriptor:
         """Words ``first_word ..`` of each row, row by row: a head's slice of QKV."""
-        return Descriptor(self.base + first_row * self.row_words + first_word,
-                          total or rows * words,
-                          ((words, 1), (rows, self.row_words), (repeat, 0)))
+        return Descriptor(self.base + first_word, rows * words,
+                          ((words, 1), (rows, self.row_words)))
 
     def chunk_major(self, rows: int, words: int | None = None, first_row: int = 0) -> Descriptor:
         """Word 0 of every row, then word 1 of every row, ...: the linear unit's order."""
@@ -329,8 +327,6 @@ class Compiler:
     def attention(self, prog: _Program, qkv: Buffer, dst: Buffer):
         c, hw = self.config, self.hw
         hd = c.head_dim // self.tile  # words of a head's row
-        steps = len(intmodel.attention_schedule(c.tokens, hw.parallelism))
-        repeat = _ceil(steps, c.tokens)
         chunks = c.head_dim // hw.attention_width
         shift = intmodel.score_shift(c.head_dim) - ACT.frac
         for head in range(c.heads):
@@ -338,10 +334,8 @@ class Compiler:
             cmd = isa.command("attention", tokens=c.tokens, chunks=chunks, value=shift,
                               note=f"head {head}")
             prog.op([cmd], [self.stream("attention.q", qkv.columns(q, hd, c.tokens)),
-                            self.stream("attention.k", qkv.columns(k, hd, c.tokens, repeat=repeat,
-                                                                 total=steps * hd)),
-                            self.stream("attention.v", qkv.columns(v, hd, c.tokens, repeat=repeat,
-                                                                 total=steps * hd))],
+                            self.stream("attention.k", qkv.columns(k, hd, c.tokens)),
+                            self.stream("attention.v", qkv.columns(v, hd, c.tokens))],
                     [self.stream("attention.o", dst.columns(head * hd, hd, c.tokens))])
         prog.op([isa.command("attention", chunks=chunks, flush=1, note="flush")])
 

@@ -98,9 +98,11 @@ def job_cycles(hw: HardwareConfig, unit: str, f: dict) -> tuple[int, int]:
             return 0, 0
         steps = len(intmodel.attention_schedule(f["tokens"], hw.parallelism))
         ideal = steps * max(f["chunks"], ATTENTION_MIN_STEP)
-        chunk_words = f["chunks"] * hw.attention_width * 16 / words  # a row, in words
-        traffic = round(chunk_words * (2 * steps + 2 * f["tokens"]))
-        return ideal, max(ideal, traffic)
+        # A head's keys and values load into their replays (a chunk per cycle) before its
+        # first step; q, k, v and the output move a row per token each.
+        load = f["tokens"] * f["chunks"]
+        traffic = round(4 * load * hw.attention_width * 16 / words)
+        return ideal, max(ideal + load, traffic)
     if unit == "layernorm":
         ideal = f["tokens"] * f["chunks"]
         return ideal, 2 * ideal + 2 * f["chunks"]
