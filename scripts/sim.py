@@ -30,7 +30,8 @@ from sim import runner
 
 def simulate(names, seed: int, waves: bool, console: Console) -> dict:
     """Run the benches of designs ``names`` (or `Design` objects); return ``{name: results}``."""
-    if any(n not in TOP_DESIGNS for n in names):  # the end-to-end bench needs no vectors
+    # The end-to-end benches need no vectors.
+    if any(getattr(n, "name", n) not in TOP_DESIGNS for n in names):
         for name in vectors.GENERATORS:
             vectors.ensure(name, VECTORS, seed)
     units = {}
