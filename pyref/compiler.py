@@ -66,7 +66,6 @@ class Image:
     patches : Buffer the host writes an image's patches into
     outputs : {task: (Buffer, values per row)} the host reads the task's logits from
     marks : {task: [(first instruction, layer name)]} where each layer starts
-    buffers : {name: Buffer} the activation buffers
     """
 
     config: ModelConfig
@@ -79,7 +78,6 @@ class Image:
     outputs: dict
     memory_words: int
     marks: dict = field(default_factory=dict)
-    buffers: dict = field(default_factory=dict)
 
     def layer_at(self, task: int, address: int) -> str:
         """The layer the instruction at word ``address`` of ``task``'s program belongs to."""
@@ -499,7 +497,7 @@ class Compiler:
                    "buffers": (parameters_end, buffers_end - parameters_end),
                    "programs": (buffers_end, self.next - buffers_end)}
         return Image(c, self.hw, words, programs, entries, regions, patches, outputs,
-                     self.memory_words, marks, buf)
+                     self.memory_words, marks)
 
 
 def compile_model(config: ModelConfig, hw: HardwareConfig, params: dict,

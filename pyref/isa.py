@@ -69,10 +69,6 @@ class Port:
     def beat_bits(self) -> int:
         return self.value_bits * self.values
 
-    @property
-    def unit(self) -> str:
-        return self.name.split(".")[0]
-
 
 def word_bits(hw: HardwareConfig) -> int:
     """A memory word: one chunk of the linear unit's input (``tile_in`` codes)."""

@@ -36,9 +36,9 @@ OVERHEAD = {"attention": (0.44, 5.29, 4.41), "experts": (17.51, 22.58, -12.45),
 
 @dataclass
 class LayerCost:
-    """One layer's work: ``compute`` busy cycles of its units at their ideal rates,
-    ``words`` moved through the memory port, the linear unit's ``macs`` (padding
-    included), used ``experts`` and ``instructions`` run."""
+    """One layer's work: ``compute`` busy cycles of its units at their ideal rates (its
+    compute-bound limit), ``words`` moved through the memory port, the linear unit's
+    ``macs`` (padding included), used ``experts`` and ``instructions`` run."""
 
     name: str
     kind: str
@@ -59,11 +59,6 @@ class LayerCost:
     def cycles(self, overhead: dict = OVERHEAD) -> float:
         return self.busy + sum(k * f for k, f in zip(overhead[self.kind], self.features(),
                                                      strict=True))
-
-    @property
-    def ideal(self) -> int:
-        """The compute-bound limit: the units' cycles with nothing else in the way."""
-        return self.compute
 
 
 def kind_of(layer: str) -> str:
@@ -189,7 +184,7 @@ def projection(costs: list[LayerCost], hw: HardwareConfig, mhz: float,
     """Frames per second at ``mhz``, beside the compute-bound limit, with the linear
     unit's MAC utilisation and the bytes per image."""
     cycles = sum(predict(costs, overhead).values())
-    ideal = sum(c.ideal for c in costs)
+    ideal = sum(c.compute for c in costs)
     macs = sum(c.macs for c in costs)
     word_bytes = isa.word_bits(hw) // 8
     return {"mhz": mhz, "cycles": round(cycles), "fps": mhz * 1e6 / cycles,

@@ -121,7 +121,7 @@ def model_summary(design, result: dict, seed: int) -> dict:
                                                          "macs": 0})
                 entry["cycles"] += r["layers"][cost.name] / len(mine)
                 entry["model"] += cost.cycles() / len(mine)
-                entry["ideal"] += cost.ideal / len(mine)
+                entry["ideal"] += cost.compute / len(mine)
                 entry["macs"] += cost.macs / len(mine)
             for job in run.jobs:
                 if job.unit == "moe":
