@@ -153,7 +153,10 @@ def _projection_section() -> list:
                      f"{100 * p['of_limit']:.1f} % | {100 * p['mac_utilisation']:.1f} % | "
                      f"{p['bytes_per_image'] / 1e6:.1f} |")
     return lines + ["", "The compute-bound limit runs every unit at its ideal rate with nothing "
-                    "in between (no memory stalls, no pipeline fill, no controller).", ""]
+                    "in between (no memory stalls, no pipeline fill, no controller). The "
+                    "`edge-moe` set is Edge-MoE's published configuration (256 MACs per cycle, "
+                    "P = 4, 300 MHz); Edge-MoE's own measured FPS is not in any source available "
+                    "offline, so it is not quoted.", ""]
 
 
 def _peak(model: dict) -> int:
