@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 WAVES_FLAG := $(if $(filter 1 yes true,$(WAVES)),--waves,)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-all train fidelity sim sim-units vectors hls verilog bitstream report bench lint clean
+.PHONY: help setup test test-all train train-convshare fidelity optics sim sim-units vectors hls verilog bitstream report bench lint clean
 
 help: ## show this list
 	@echo "lumoe make targets (SEED=n picks the random vectors, WAVES=1 writes waveforms):"
@@ -37,6 +37,12 @@ test-all: $(STAMP) ## every test, the slow ones (bitstreams, big sweeps) too
 
 train: $(STAMP) ## train the tiny model (CPU, ~2 min) into pyref/checkpoints (shipped)
 	$(PY) -m scripts.train --seed=$(SEED)
+
+train-convshare: $(STAMP) ## train ConvShareViT (valid, same) and its ViT baseline (~15 min, shipped)
+	$(PY) -m scripts.train_convshare --seed=$(SEED)
+
+optics: $(STAMP) ## ConvShareViT through the simulated 4f system; optics vs GPU vs FPGA model
+	$(PY) -m scripts.optics --seed=$(SEED)
 
 fidelity: $(STAMP) ## integer golden model against float: errors, SQNR, width sweep
 	$(PY) -m scripts.fidelity

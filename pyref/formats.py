@@ -235,6 +235,22 @@ ATTN = QFormat(40, PROB.frac + ACT.frac)
 #: up, so one add before the shift.
 DATAPATH = QFormat(_MAX_BITS, 0)
 
+#: The optical I/O unit (`pyref.optical_io`). An SLM pixel's amplitude and a camera
+#: pixel's intensity, both 8-bit codes of full scale 255 (stored with frac 8, so the value
+#: is code / 256; the unit uses codes only).
+SLM_PIXEL = QFormat(8, 8, signed=False)
+CAMERA_PIXEL = QFormat(8, 8, signed=False)
+#: sqrt(camera code / 255), the field amplitude of a camera pixel: unsigned, 1.0 exact, 17
+#: bits so that it is one signed 18-bit multiplier input.
+AMPLITUDE = QFormat(17, 16, signed=False)
+#: A pass's scale: ACT codes per unit of amplitude, signed by the pass's sign. 24 bits with
+#: 4 fraction bits reach +-2^19 codes: a kernel part's gain up to 16 at full-scale inputs.
+OPTICAL_SCALE = QFormat(24, 4)
+#: Sum of up to four passes' amplitude x scale products, before rounding to ACT: each
+#: product is below 2^40, so four never wrap.
+OPTICAL_ACC = QFormat(44, AMPLITUDE.frac + OPTICAL_SCALE.frac, overflow=Overflow.WRAP)
+
 #: Every named format, in the order reports and generated files list them.
 FORMATS = {"ACT": ACT, "WEIGHT": WEIGHT, "ACC": ACC, "PROB": PROB, "BIAS": BIAS, "SUM": SUM,
-           "NORM": NORM, "ATTN": ATTN}
+           "NORM": NORM, "ATTN": ATTN, "SLM_PIXEL": SLM_PIXEL, "CAMERA_PIXEL": CAMERA_PIXEL,
+           "AMPLITUDE": AMPLITUDE, "OPTICAL_SCALE": OPTICAL_SCALE, "OPTICAL_ACC": OPTICAL_ACC}

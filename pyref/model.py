@@ -157,12 +157,14 @@ def save_checkpoint(model: MultiTaskViT, path: Path, **metadata):
                         **{f"__{k}__": np.array(v) for k, v in metadata.items()})
 
 
-def load_checkpoint(config: ModelConfig, path: Path | None = None) -> MultiTaskViT:
-    """Build the float model of ``config`` from an ``.npz`` (default: the shipped one)."""
+def load_checkpoint(config: ModelConfig, path: Path | None = None, build=MultiTaskViT,
+                    train: str = "make train") -> nn.Module:
+    """Build ``build(config)`` from an ``.npz`` (default: the shipped one); ``train`` is the
+    command that writes it."""
     path = Path(path) if path else CHECKPOINTS / f"{config.name}.npz"
     if not path.exists():
-        raise ConfigError(f"no checkpoint {path}: run `make train` (only 'tiny' ships one)")
-    model = MultiTaskViT(config)
+        raise ConfigError(f"no checkpoint {path}: run `{train}`")
+    model = build(config)
     with np.load(path) as data:
         stored = str(data["__config__"]) if "__config__" in data else "?"
         if stored != config.name:

@@ -22,8 +22,8 @@ Physics, as modelled here (docs/convsharevit.md, "The 4f model"):
   there are at most two masks per kernel.
 * The DFT is circular; a tile's valid outputs read only that tile's pixels, so tiles sit
   edge to edge and no output wraps. "same" padding is explicit zeros around each tile.
-* Non-ideal mode quantises SLM amplitudes to ``slm_bits``; the camera's exposure puts the
-  frame's brightest pixel at ``full_well`` electrons, with Poisson shot noise, Gaussian read
+* Non-ideal mode quantises SLM amplitudes to ``slm_bits``; the camera's exposure puts a
+  pass's brightest pixel at ``full_well`` electrons, with Poisson shot noise, Gaussian read
   noise and a ``camera_bits`` ADC.
 
 The simulation transforms only the part of the frame that holds tiles: the zeros around it
@@ -160,23 +160,32 @@ def slm_amplitude(values: np.ndarray, device: Device, ideal: bool) -> np.ndarray
     return np.round(values * levels) / levels
 
 
-def camera(intensity: np.ndarray, device: Device, ideal: bool,
-           rng: np.random.Generator) -> np.ndarray:
-    """Measured intensity of each frame, in the same units as ``intensity``.
+def exposure(intensity: np.ndarray, device: Device, rng: np.random.Generator) -> tuple:
+    """The camera's ADC codes for ``intensity`` and the intensity of full scale.
 
-    The exposure puts each frame's brightest pixel at ``full_well`` electrons.
+    One exposure covers every frame given (one mask's pass): it puts the brightest pixel at
+    ``full_well`` electrons. Codes run 0 to ``2^camera_bits - 1``; unquantised, they are
+    electrons over full well (0 to about 1).
     """
-    if ideal:
-        return intensity
-    full_scale = intensity.max(axis=(-2, -1), keepdims=True)
-    full_scale = np.where(full_scale > 0, full_scale, 1.0)
+    full_scale = float(intensity.max())
+    full_scale = full_scale if full_scale > 0 else 1.0
     electrons = rng.poisson(intensity / full_scale * device.full_well).astype(float)
     electrons += rng.normal(0.0, device.read_noise, electrons.shape)
-    if device.camera_bits is not None:
-        levels = 2 ** device.camera_bits - 1
-        electrons = np.clip(np.round(electrons / device.full_well * levels), 0, levels)
-        electrons *= device.full_well / levels
-    return np.clip(electrons, 0, None) / device.full_well * full_scale
+    electrons = np.clip(electrons, 0, None)
+    if device.camera_bits is None:
+        return electrons / device.full_well, full_scale
+    levels = 2 ** device.camera_bits - 1
+    return np.clip(np.round(electrons / device.full_well * levels), 0, levels), full_scale
+
+
+def camera(intensity: np.ndarray, device: Device, ideal: bool,
+           rng: np.random.Generator) -> np.ndarray:
+    """Measured intensity, in the same units as ``intensity`` (`exposure`, dequantised)."""
+    if ideal:
+        return intensity
+    codes, full_scale = exposure(intensity, device, rng)
+    levels = 1 if device.camera_bits is None else 2 ** device.camera_bits - 1
+    return codes / levels * full_scale
 
 
 @dataclass(frozen=True)

@@ -238,6 +238,48 @@ def _residual(rng: np.random.Generator) -> dict:
     return {"a": a, "b": b, "y": intmodel.residual(a, b)}
 
 
+#: The ``optical_io`` set's packings: (tiles, image, kernel, padding, shift or None for the
+#: smallest that fits). The small SLM makes both parts span several frames.
+OPTICAL_PACKS = ((13, (8, 8), (5, 5), "valid", None), (9, (6, 7), (3, 4), "same", 8),
+                 (4, (8, 16), (5, 13), "valid", 3))
+OPTICAL_SLM = (24, 32)
+#: Its camera readouts: passes and beats of each; short ones test the pass-to-pass drain.
+OPTICAL_READOUTS = ((4, 20), (1, 1), (2, 2), (3, 7), (4, 1), (1, 12), (4, 3))
+
+
+def _optical_io(rng: np.random.Generator) -> dict:
+    """The optical I/O unit (`pyref.optical_io`): ``pack<i>.x`` and its layout registers
+    ``pack<i>.reg.<name>`` with the packed codes and pixels ``pack<i>.<field>``; and
+    ``read<j>.camera`` ``(passes, n)``, ``read<j>.scales``, ``read<j>.y``. The first values
+    and codes are the formats' edges."""
+    from pyref import optical_io, optics
+    from pyref.formats import CAMERA_PIXEL, OPTICAL_SCALE
+
+    out = {}
+    device = optics.Device(slm=OPTICAL_SLM)
+    for i, (tiles, image, kernel, padding, shift) in enumerate(OPTICAL_PACKS):
+        x = ACT.random(rng, (tiles, *image))
+        x.reshape(-1)[:len(ACT.edges())] = ACT.edges()
+        shift = optical_io.slm_shift(x) if shift is None else shift
+        layout = optical_io.FrameLayout.make(tiles, image, kernel, padding, device)
+        regs = layout.registers(shift)
+        out[f"pack{i}.x"] = x.reshape(-1)
+        for name, value in regs.items():
+            for field, v in (value.items() if isinstance(value, dict) else [("", value)]):
+                out[f"pack{i}.reg.{name}{'.' + field if field else ''}"] = np.array(v)
+        out.update({f"pack{i}.{k}": v for k, v in optical_io.pack(x, shift, layout).items()})
+    for j, (passes, beats) in enumerate(OPTICAL_READOUTS):
+        camera = CAMERA_PIXEL.random(rng, (passes, beats * optical_io.LANES))
+        camera.reshape(-1)[:2] = CAMERA_PIXEL.min_code, CAMERA_PIXEL.max_code
+        # Magnitudes 2^10 to 2^20: outputs mostly inside ACT, some saturating.
+        scales = rng.choice([-1, 1], passes) * 2 ** rng.uniform(10, 20, passes)
+        scales = scales.astype(np.int64)
+        scales[0] = OPTICAL_SCALE.edges()[j % len(OPTICAL_SCALE.edges())]
+        out.update({f"read{j}.camera": camera, f"read{j}.scales": scales,
+                    f"read{j}.y": optical_io.readout(camera, scales)})
+    return out
+
+
 #: Images and attention parallelism of the ``trace`` set.
 TRACE_IMAGES = 8
 TRACE_PARALLELISM = 1
@@ -291,7 +333,7 @@ def _op(name: str):
 GENERATORS = {**{name: _op(name) for name in opcases.OPCASES},
               "mac": _mac, "softmax": _softmax, "linear": _linear, "attention": _attention,
               "moe": _moe, "gather": _gather, "combine": _combine, "residual": _residual,
-              "layernorm": _layernorm, "trace": _trace}
+              "layernorm": _layernorm, "optical_io": _optical_io, "trace": _trace}
 
 
 def fingerprint() -> str:

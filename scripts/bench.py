@@ -34,16 +34,23 @@ ACCELERATOR_UNITS = ("linear", "attention", "moe", "gather", "combine", "layerno
                      "residual")
 
 
+def accelerator_clock() -> tuple:
+    """The ecp5-85f accelerator's clock in MHz and where it comes from: the slowest unit's
+    measured ECP5 Fmax, or the 100 MHz target without bitstream reports."""
+    reports = [BITSTREAM / u / "report.json" for u in ACCELERATOR_UNITS]
+    measured = [json.loads(p.read_text())["fmax_mhz"] for p in reports if p.exists()]
+    if len(measured) == len(reports):
+        return min(measured), "slowest unit's measured Fmax"
+    return 100.0, "target (no bitstream reports)"
+
+
 def projections(seed: int) -> dict:
     """m3vit-tiny's frames per second from the cycle model (`pyref.perf`): the ecp5-85f set
-    at the slowest unit's measured ECP5 clock, and the edge-moe set at 300 MHz."""
+    at `accelerator_clock`, and the edge-moe set at 300 MHz."""
     from pyref import machine, perf
     from pyref.workload import workload
 
-    reports = [BITSTREAM / u / "report.json" for u in ACCELERATOR_UNITS]
-    measured = [json.loads(p.read_text())["fmax_mhz"] for p in reports if p.exists()]
-    clocks = {"ecp5-85f": (min(measured), "slowest unit's measured Fmax")
-              if len(measured) == len(reports) else (100.0, "target (no bitstream reports)"),
+    clocks = {"ecp5-85f": accelerator_clock(),
               "edge-moe": (300.0, "Edge-MoE's clock on the ZCU102")}
     out = {}
     for hw, (mhz, source) in clocks.items():

@@ -13,6 +13,7 @@ from hls.flow import HlsError
 from pyref.config import ConfigError
 from pyref.formats import FormatError
 from pyref.isa import ProgramError
+from pyref.optics import OpticsError
 from pyref.vectors import VectorError
 from sim.runner import SimError
 
@@ -26,7 +27,8 @@ BITSTREAM = BUILD / "bitstream"
 REPORT = BUILD / "report"
 
 #: Errors whose message already says what is wrong and how to fix it.
-CLEAR_ERRORS = (HlsError, FormatError, VectorError, SimError, ConfigError, ProgramError)
+CLEAR_ERRORS = (HlsError, FormatError, VectorError, SimError, ConfigError, ProgramError,
+                OpticsError)
 
 
 class ToolError(RuntimeError):

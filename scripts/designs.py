@@ -18,11 +18,12 @@ from hw.layernorm_unit import LayerNormUnit
 from hw.linear import LinearUnit
 from hw.mac import MacUnit
 from hw.moe import MoeUnit
+from hw.optical_io import OpticalIO
 from hw.residual import ResidualAdd
 from hw.softmax_unit import SoftmaxUnit
 from hw.token_gather import TokenGather
 from hw.top import Accelerator
-from pyref import vectors
+from pyref import optical_io, vectors
 from pyref.config import CONFIGS, HW_CONFIGS, get_hw_config
 from scripts.common import HLS, VERILOG
 from sim.runner import Bench
@@ -212,6 +213,9 @@ DESIGNS = {d.name: d for d in [
            bench_args={"configs": list(CONFIGS)}),
     Design("residual", "residual_add", ResidualAdd,
            {"lanes": HW_CONFIGS["ecp5-85f"].tile_out}, bench="sim.bench_residual"),
+    Design("optical_io", "optical_io", OpticalIO,
+           {"lanes": optical_io.LANES, "depth": optical_io.READOUT_DEPTH},
+           bench="sim.bench_optical_io"),
 ]}
 
 

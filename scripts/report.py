@@ -53,6 +53,7 @@ def write() -> str:
     lines += _projection_section()
     lines += _fidelity_section()
     lines += _bench_section()
+    lines += _optics_section()
     lines += _linear_section()
     lines += _attention_section()
     reports = sorted(BITSTREAM.glob("*/report.json"))
@@ -258,6 +259,98 @@ def _edge_moe_section(built: dict) -> list:
     return lines + ["", f"The float exp costs {exp_ratio:.1f}x the LUTs of the table exp, and "
                     f"the divider {divide_ratio:.1f}x those of the multiply that replaces it; "
                     "the reciprocal is paid once per row.", ""]
+
+
+def _optics_section() -> list:
+    """`make optics`: ConvShareViT through the 4f model, and the throughput model."""
+    path = REPORT / "optics.json"
+    if not path.exists():
+        return ["No optics results yet: run `make optics`.", ""]
+    result = json.loads(path.read_text())
+    acc = result["optics"]["accuracy"]
+    runs = [r for r in next(iter(acc.values())) if r != "ideal_changed_predictions"]
+    lines = [f"## ConvShareViT on the 4f model (`make optics`, SEED={result['seed']})", "",
+             f"Test accuracy (%) on {result['optics']['images']} images; bits are the SLM's "
+             "and the camera's, full well in electrons (8-bit SLM and camera).", "",
+             "| config | " + " | ".join(runs) + " |", "|---" * (len(runs) + 1) + "|"]
+    for name, a in acc.items():
+        lines.append(f"| {name} | " + " | ".join(f"{100 * a[r]:.1f}" if r in a else "-"
+                                              for r in runs) + " |")
+    changed = {n: a["ideal_changed_predictions"] for n, a in acc.items()
+               if "ideal_changed_predictions" in a}
+    lines += ["", "Predictions changed by ideal optics against digital: "
+              + ", ".join(f"{n} {c}" for n, c in changed.items()) + ".", ""]
+    _plot_optics_accuracy(result["optics"], REPORT / "optics_accuracy.png")
+    lines += ["![accuracy against bits and photons](optics_accuracy.png)", "",
+              "### Shared convolutions per image: optics, GPU, FPGA (batch 64)", "",
+              "| model | platform | images/s | J/image | speed-up over GPU | over FPGA |",
+              "|---|---|---|---|---|---|"]
+    models = result["throughput"]["models"]
+    for name, model in models.items():
+        for row in model["compare"]["64"]:
+            lines.append(f"| {name} | {row['platform']} | {row['images_per_s']:.3g} | "
+                         f"{row['joules']:.3g} | {row['speedup_vs_gpu']:.3g} | "
+                         f"{row['speedup_vs_fpga']:.3g} |")
+    lines += ["", "SLM frame rate at which the optics reach the paper's 3.04x over the GPU:",
+              "", "| model | SLM | batch 1 | batch 64 | batch 1024 |", "|---|---|---|---|---|"]
+    for name, model in models.items():
+        for resolution, rates in model["rate_for_paper_speedup"].items():
+            lines.append(f"| {name} | {resolution} | " + " | ".join(
+                f"{rates[b] / 1e3:,.0f} kHz" for b in ("1", "64", "1024")) + " |")
+    _plot_speedup(result["throughput"], REPORT / "optics_speedup.png")
+    lines += ["", "![speed-up against SLM frame rate](optics_speedup.png)", "",
+              "Device numbers and their sources:", ""]
+    lines += [f"* {k}: {v}" for k, v in result["throughput"]["sources"].items()]
+    return lines + [""]
+
+
+def _plot_optics_accuracy(optics: dict, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+    for name, a in optics["accuracy"].items():
+        if "ideal" not in a:
+            continue
+        left.plot(optics["bits"], [100 * a[f"bits {b}"] for b in optics["bits"]], "o-",
+                  label=name)
+        right.semilogx(optics["full_wells"],
+                       [100 * a[f"full well {w:g}"] for w in optics["full_wells"]], "o-",
+                       label=name)
+        for ax in (left, right):
+            ax.axhline(100 * a["digital"], linestyle="--", linewidth=1,
+                       color=ax.lines[-1].get_color())
+    left.set_xlabel("SLM and camera bits")
+    right.set_xlabel("camera full well (electrons), 8-bit SLM and camera")
+    left.set_ylabel("test accuracy (%)")
+    left.legend()
+    left.set_title("dashed: digital")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _plot_speedup(throughput: dict, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    rates = throughput["rates"]
+    for name, model in throughput["models"].items():
+        for resolution, speedups in model["sweep_batch64"].items():
+            ax.loglog(rates, speedups, label=f"{name}, {resolution}")
+    ax.axhline(3.04, color="black", linestyle="--", linewidth=1, label="paper: 3.04x")
+    ax.axhline(1, color="grey", linewidth=1)
+    ax.set_xlabel("SLM, mask and camera frame rate (Hz)")
+    ax.set_ylabel("speed-up over the GPU, batch 64")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _fidelity_section() -> list:

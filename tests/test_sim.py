@@ -15,7 +15,7 @@ from sim import runner
 #: Every kernel at one seed; the MAC and softmax units at two widths; a second seed on a few.
 CASES = ([(k, {}, 0) for k in flow.KERNELS]
          + [("mac", {"lanes": 1}, 0), ("mac", {"lanes": 4}, 0), ("softmax", {"lanes": 2}, 0),
-            ("residual", {}, 0)]
+            ("residual", {}, 0), ("optical_io", {}, 0)]
          + [("requant", {}, 123), ("softmax_step", {}, 123), ("mac", {"lanes": 4}, 123),
             ("softmax", {"lanes": 3}, 123)])
 #: Tests per bench: every data test runs with and without stalls; the softmax bench adds a
@@ -43,6 +43,8 @@ def test_bench_is_bit_exact_with_and_without_stalls(tmp_path, name, params, seed
     assert result["cycles"] == result["ideal_cycles"]
     if name == "mac":
         assert result["peak_macs_per_cycle"] == params["lanes"]
+    for part in result.get("breakdown", {}).values():
+        assert part["cycles"] == part["ideal_cycles"]
 
 
 @pytest.mark.parametrize("hw,seed", [("ecp5-85f", 0), ("edge-moe", 5)])

@@ -1,0 +1,99 @@
+"""make train-convshare: train ConvShareViT (valid and same) and the ViT baseline.
+
+The bundled MNIST digits, task 0 (digit class) only. Writes pyref/checkpoints/<config>.npz
+and <config>.json (accuracy, parameters, multiplies, training time) for each config. CPU,
+a few minutes per model.
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from torch.nn import functional as F
+
+from pyref import data
+from pyref.config import ConfigError
+from pyref.convsharevit import CONFIGS, ConvShareViT, get_convshare_config, macs, parameter_count
+from pyref.model import CHECKPOINTS, save_checkpoint
+from scripts.common import main, make_console, seed_argument
+from scripts.train import shifted
+
+
+def accuracy(model: ConvShareViT, split: data.Split, batch: int = 250) -> float:
+    """Top-1 accuracy on ``split``, in batches so the optical executor's frames stay small."""
+    patches = torch.from_numpy(data.patchify(split.images, model.config.patch))
+    correct = 0
+    with torch.no_grad():
+        for first in range(0, len(split), batch):
+            logits = model(patches[first:first + batch])
+            correct += int((logits.argmax(-1).numpy()
+                            == split.labels[first:first + batch]).sum())
+    return correct / len(split)
+
+
+def train(config, epochs: int, batch: int, lr: float, seed: int, progress) -> tuple:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    train_split = data.load(config, "train")
+    model = ConvShareViT(config)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    steps = epochs * -(-len(train_split) // batch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps)
+    bar = progress.add_task(f"training {config.name}", total=steps, loss="")
+    start = time.monotonic()
+    for epoch in range(epochs):
+        model.train()
+        epoch_split = data.Split(shifted(train_split.ink, rng), train_split.labels, config.patch)
+        order = rng.permutation(len(train_split))
+        for first in range(0, len(order), batch):
+            chosen = epoch_split.subset(order[first:first + batch])
+            patches = torch.from_numpy(data.patchify(chosen.images, config.patch))
+            loss = F.cross_entropy(model(patches), torch.from_numpy(chosen.labels))
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            progress.update(bar, advance=1, loss=f"epoch {epoch + 1} loss {loss.item():.3f}")
+    return model.eval(), time.monotonic() - start
+
+
+@main
+def run(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    seed_argument(parser)
+    parser.add_argument("--config", action="append", choices=sorted(CONFIGS),
+                        help="config to train (repeatable); default: all three")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--out", default=CHECKPOINTS, help="checkpoint directory")
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        raise ConfigError("--epochs must be at least 1")
+    torch.set_num_threads(2)
+    console = make_console()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[loss]}"),
+               TimeElapsedColumn()]
+    for name in args.config or list(CONFIGS):
+        config = get_convshare_config(name)
+        with Progress(*columns, console=console) as progress:
+            model, seconds = train(config, args.epochs, args.batch, args.lr, args.seed, progress)
+        test = data.load(config, "test")
+        report = {"config": config.describe(), "seed": args.seed, "epochs": args.epochs,
+                  "train_seconds": round(seconds, 1), "parameters": parameter_count(model),
+                  "macs": macs(config), "test_images": len(test),
+                  "accuracy": accuracy(model, test)}
+        save_checkpoint(model, out / f"{name}.npz")
+        (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
+        console.print(f"{name}: accuracy {report['accuracy']:.3f}, "
+                      f"{report['parameters']:,} parameters, {seconds:.0f} s")
+
+
+if __name__ == "__main__":
+    run()
