@@ -25,9 +25,9 @@ class CameraReadout(wiring.Component):
 
     Each pass starts with a `pass_layout` descriptor and brings ``beats`` camera beats. A
     pixel's amplitude comes from a square-root table, times the pass's scale, plus the sum
-    so far (none in the first pass). The last pass rounds the sum to ACT and sends it out;
-    the others keep it in a ``depth``-beat memory. A new pass starts once the one before
-    has left the pipeline, so no read meets a pending write (four cycles per pass).
+    so far (half an output LSB in the first pass). The last pass rounds the sum to ACT and
+    sends it out; the others keep it in a ``depth``-beat memory. A new pass starts once the
+    one before has left the pipeline, so no read meets a pending write (four cycles a pass).
 
     Parameters
     ----------
@@ -86,6 +86,9 @@ class CameraReadout(wiring.Component):
             m.d.sync += [b.eq(a) for a, b in zip(addr, addr[1:], strict=False)]
 
         m.d.comb += [read.en.eq(advance), read.addr.eq(beat)]
+        # The first pass starts each sum at half an output LSB, so the last pass only
+        # shifts: round to nearest, ties up, with no add after the sum.
+        half = 1 << (OPTICAL_ACC.frac - 1)
         for k in range(lanes):
             table = Memory(shape=AMPLITUDE.shape(), depth=len(SQRT_TABLE),
                            init=[int(v) for v in SQRT_TABLE])
@@ -96,12 +99,11 @@ class CameraReadout(wiring.Component):
                 # A register after each block RAM and after the multiply: ECP5's block
                 # RAM output (5.6 ns) and multiplier (3.9 ns) leave no room for more.
                 m.d.sync += [amplitudes[k].eq(port.data),
-                             olds2[k].eq(Mux(current.first, 0, read.data[k])),
+                             olds2[k].eq(Mux(current.first, half, read.data[k])),
                              products[k].eq(amplitudes[k] * current.scale),
                              olds3[k].eq(olds2[k])]
 
         totals = [Signal(OPTICAL_ACC.shape(), name=f"total{k}") for k in range(lanes)]
-        half = 1 << (OPTICAL_ACC.frac - 1)
         for k in range(lanes):
             m.d.comb += [totals[k].eq(olds3[k] + products[k]), write.data[k].eq(totals[k])]
         finished = advance & valid[2]
@@ -111,6 +113,5 @@ class CameraReadout(wiring.Component):
         with m.If(finished & current.last):
             m.d.sync += self.o.valid.eq(1)
             for k in range(lanes):
-                rounded = (totals[k] + half) >> OPTICAL_ACC.frac
-                m.d.sync += self.o.payload[k].eq(saturate(rounded, ACT))
+                m.d.sync += self.o.payload[k].eq(saturate(totals[k] >> OPTICAL_ACC.frac, ACT))
         return m

@@ -76,7 +76,8 @@ class FrameLayout:
         """The SLM packer's layout descriptor (`hw.slm_packer.LAYOUT`)."""
         frame, slot = divmod(self.tiles, self.per_frame)
         grid_row, grid_col = divmod(slot, self.grid_cols)
-        neg = {"frame": frame, "slot": slot, "grid_col": grid_col,
+        neg = {"frame": frame, "slots_left": self.per_frame - 1 - slot,
+               "cols_left": self.grid_cols - 1 - grid_col,
                "row": grid_row * self.tile_rows, "col": grid_col * self.tile_cols}
         regs = {"tiles": self.tiles, "rows": self.rows, "cols": self.cols,
                 "tile_rows": self.tile_rows, "tile_cols": self.tile_cols, "top": self.top,

@@ -31,8 +31,8 @@ class TB(StreamTB):
             inputs["x"] += v[f"{pack}.x"].tolist()
             columns = zip(*(v[f"{pack}.{f}"].tolist() for f in PIXEL_FIELDS), strict=True)
             expected["slm"] += [dict(zip(PIXEL_FIELDS, c, strict=True)) for c in columns]
-        # A layout, then a value a cycle, into the output register.
-        ideal = len(inputs["x"]) + len(inputs["layout"]) + 1
+        # A layout, then a value a cycle, through two stages.
+        ideal = len(inputs["x"]) + len(inputs["layout"]) + 2
         return {"inputs": inputs, "expected": expected, "ideal_cycles": ideal}
 
     def readouts(self) -> dict:

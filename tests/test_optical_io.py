@@ -39,7 +39,8 @@ def test_pack_places_parts_where_the_optical_layout_does(padding):
     np.testing.assert_array_equal(frames, grid.pack(tiles))
     # The hardware's registers hold the negative parts' first slot without a divide.
     regs = layout.registers(shift)
-    assert regs["neg"]["frame"] * layout.per_frame + regs["neg"]["slot"] == 11
+    first_neg = layout.per_frame - 1 - regs["neg"]["slots_left"]
+    assert regs["neg"]["frame"] * layout.per_frame + first_neg == 11
 
 
 def test_readout_is_the_rounded_signed_sum():
