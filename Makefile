@@ -56,7 +56,7 @@ hls: $(STAMP) ## regenerate hls/formats.x; DSLX -> pipelined Verilog in build/hl
 verilog: $(STAMP) hls ## emit Amaranth designs to build/verilog
 	$(PY) -m scripts.verilog
 
-sim: $(STAMP) ## the whole accelerator end to end (tiny, 8 images, both tasks); build/report
+sim: $(STAMP) ## the whole accelerator end to end (tiny, 8 images, both tasks), the optical I/O unit
 	$(PY) -m scripts.sim --seed=$(SEED) $(WAVES_FLAG)
 
 sim-units: $(STAMP) ## every unit's bench in Verilator, bit-exact against pyref

@@ -12,8 +12,29 @@ class ConfigError(ValueError):
     """A configuration that cannot describe a working model."""
 
 
+class ViTGeometry:
+    """Sizes every ViT config derives from its ``image``, ``patch``, ``dim`` and ``heads``.
+    Token 0 is the class token."""
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.heads
+
+    @property
+    def patches(self) -> int:
+        return (self.image[0] // self.patch) * (self.image[1] // self.patch)
+
+    @property
+    def tokens(self) -> int:
+        return self.patches + 1
+
+    @property
+    def patch_pixels(self) -> int:
+        return self.patch * self.patch * self.image[2]
+
+
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(ViTGeometry):
     """Shape of a multi-task mixture-of-experts ViT.
 
     Odd layers (1, 3, ...) are MoE layers with one router per task; even layers have a dense
@@ -71,22 +92,6 @@ class ModelConfig:
             problems.append("dim, depth, mlp and expert_hidden must be positive")
         if problems:
             raise ConfigError(f"config '{self.name}': " + "; ".join(problems))
-
-    @property
-    def head_dim(self) -> int:
-        return self.dim // self.heads
-
-    @property
-    def patches(self) -> int:
-        return (self.image[0] // self.patch) * (self.image[1] // self.patch)
-
-    @property
-    def tokens(self) -> int:
-        return self.patches + 1
-
-    @property
-    def patch_pixels(self) -> int:
-        return self.patch * self.patch * self.image[2]
 
     @property
     def patch_classes(self) -> int:

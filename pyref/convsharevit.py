@@ -17,17 +17,19 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pyref.config import ConfigError
+from pyref import data
+from pyref.config import ConfigError, ViTGeometry
 
 MIXERS = ("valid", "same", "linear")
 
 
 @dataclass(frozen=True)
-class ConvShareConfig:
+class ConvShareConfig(ViTGeometry):
     """Shape of a single-task (digit class) ViT with shared-kernel convolutions.
 
     Parameters
@@ -75,22 +77,6 @@ class ConvShareConfig:
             raise ConfigError(f"config '{self.name}': " + "; ".join(problems))
         if self.mixer != "linear":
             self.layers()  # every layer's kernels must tile its outputs
-
-    @property
-    def patches(self) -> int:
-        return (self.image[0] // self.patch) * (self.image[1] // self.patch)
-
-    @property
-    def tokens(self) -> int:
-        return self.patches + 1
-
-    @property
-    def patch_pixels(self) -> int:
-        return self.patch * self.patch * self.image[2]
-
-    @property
-    def head_dim(self) -> int:
-        return self.dim // self.heads
 
     def layers(self) -> dict:
         """Each block's shared convolutions by name: `SharedConvShape`."""
@@ -226,6 +212,16 @@ class ConvShareViT(nn.Module):
 
     def shared_convs(self) -> list:
         return [m for m in self.modules() if isinstance(m, SharedConv)]
+
+
+def predict(model: ConvShareViT, split, batch: int = 250) -> np.ndarray:
+    """Predicted classes of a `pyref.data.Split`, ``batch`` images at a time (on the 4f
+    model, one batch shares its SLM frames)."""
+    dtype = next(model.parameters()).dtype
+    patches = torch.from_numpy(data.patchify(split.images, model.config.patch)).to(dtype)
+    with torch.no_grad():
+        return np.concatenate([model(patches[i:i + batch]).argmax(-1).numpy()
+                               for i in range(0, len(patches), batch)])
 
 
 def use_optics(model: ConvShareViT, ideal: bool = True, **device) -> ConvShareViT:

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from pyref import data, optics_perf
 from pyref.config import ConfigError, get_hw_config
-from pyref.convsharevit import CONFIGS, ConvShareConfig, ConvShareViT, use_optics
+from pyref.convsharevit import CONFIGS, ConvShareConfig, ConvShareViT, predict, use_optics
 from pyref.model import load_checkpoint
 from scripts.bench import accelerator_clock
 from scripts.common import REPORT, main, make_console, seed_argument
@@ -37,12 +37,6 @@ VIT_B = ConvShareConfig("convshare-vit-b", "valid", image=(224, 224, 3), patch=1
 PAPER_SPEEDUP = 3.04
 
 
-def predictions(model: ConvShareViT, patches: torch.Tensor, batch: int = 250) -> np.ndarray:
-    with torch.no_grad():
-        return np.concatenate([model(patches[i:i + batch]).argmax(-1).numpy()
-                               for i in range(0, len(patches), batch)])
-
-
 def load(name: str) -> ConvShareViT:
     return load_checkpoint(CONFIGS[name], build=ConvShareViT,
                            train="make train-convshare").double()
@@ -51,22 +45,21 @@ def load(name: str) -> ConvShareViT:
 def accuracy_runs(images: int, seed: int, console) -> dict:
     """Digital, ideal-optics and non-ideal accuracies of every shipped config."""
     test = data.load(CONFIGS["convshare-valid"], "test").subset(slice(0, images))
-    patches = torch.from_numpy(data.patchify(test.images, 7)).double()
     variants = [n for n, c in CONFIGS.items() if c.mixer != "linear"]
     runs = [("ideal", {})] + [(f"bits {b}", {"slm_bits": b, "camera_bits": b}) for b in BITS]
     runs += [(f"full well {w:g}", {"full_well": w}) for w in FULL_WELLS]
-    out = {name: {"digital": float((predictions(load(name), patches) == test.labels).mean())}
+    out = {name: {"digital": float((predict(load(name), test) == test.labels).mean())}
            for name in CONFIGS}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
     with Progress(*columns, console=console) as progress:
         bar = progress.add_task("optical inference", total=len(variants) * len(runs))
         for name in variants:
-            digital = predictions(load(name), patches)
+            digital = predict(load(name), test)
             for label, device in runs:
                 progress.update(bar, description=f"{name}: {label}")
                 model = use_optics(load(name), ideal=label == "ideal", seed=seed, **device)
-                predicted = predictions(model, patches)
+                predicted = predict(model, test)
                 out[name][label] = float((predicted == test.labels).mean())
                 if label == "ideal":
                     out[name]["ideal_changed_predictions"] = int((predicted != digital).sum())

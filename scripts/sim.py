@@ -1,5 +1,6 @@
 """make sim: the whole accelerator end to end in Verilator (the shipped tiny model, 8 images,
-both tasks), or every unit bench (``--units``), then a summary and the report.
+both tasks) and the optical I/O unit's bench, or every unit bench (``--units``), then a
+summary and the report.
 
 Exits non-zero when any output mismatches its golden model or any bench fails.
 """
@@ -185,6 +186,11 @@ def model_table(model: dict) -> Table:
     return table
 
 
+#: `make sim`'s designs: the Edge-MoE accelerator end to end, and ConvShareViT's optical I/O
+#: unit (the electronics of the other system).
+MAKE_SIM = ("top", "optical_io")
+
+
 @main
 def run(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
@@ -193,10 +199,10 @@ def run(argv=None):
     parser.add_argument("--units", action="store_true",
                         help="run every unit's bench instead of the whole accelerator")
     design_argument(parser, {**DESIGNS, **TOP_DESIGNS},
-                    "top, or every unit with --units")
+                    f"{', '.join(MAKE_SIM)}, or every unit with --units")
     args = parser.parse_args(argv)
     console = make_console()
-    names = args.designs or (list(DESIGNS) if args.units else ["top"])
+    names = args.designs or (list(DESIGNS) if args.units else list(MAKE_SIM))
     results = simulate(names, args.seed, args.waves, console)
     units = {n: r for n, r in results.items() if n not in TOP_DESIGNS}
     REPORT.mkdir(parents=True, exist_ok=True)

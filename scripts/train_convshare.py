@@ -17,22 +17,17 @@ from torch.nn import functional as F
 
 from pyref import data
 from pyref.config import ConfigError
-from pyref.convsharevit import CONFIGS, ConvShareViT, get_convshare_config, macs, parameter_count
+from pyref.convsharevit import (
+    CONFIGS,
+    ConvShareViT,
+    get_convshare_config,
+    macs,
+    parameter_count,
+    predict,
+)
 from pyref.model import CHECKPOINTS, save_checkpoint
 from scripts.common import main, make_console, seed_argument
 from scripts.train import shifted
-
-
-def accuracy(model: ConvShareViT, split: data.Split, batch: int = 250) -> float:
-    """Top-1 accuracy on ``split``, in batches so the optical executor's frames stay small."""
-    patches = torch.from_numpy(data.patchify(split.images, model.config.patch))
-    correct = 0
-    with torch.no_grad():
-        for first in range(0, len(split), batch):
-            logits = model(patches[first:first + batch])
-            correct += int((logits.argmax(-1).numpy()
-                            == split.labels[first:first + batch]).sum())
-    return correct / len(split)
 
 
 def train(config, epochs: int, batch: int, lr: float, seed: int, progress) -> tuple:
@@ -88,7 +83,7 @@ def run(argv=None):
         report = {"config": config.describe(), "seed": args.seed, "epochs": args.epochs,
                   "train_seconds": round(seconds, 1), "parameters": parameter_count(model),
                   "macs": macs(config), "test_images": len(test),
-                  "accuracy": accuracy(model, test)}
+                  "accuracy": float((predict(model, test) == test.labels).mean())}
         save_checkpoint(model, out / f"{name}.npz")
         (out / f"{name}.json").write_text(json.dumps(report, indent=2) + "\n")
         console.print(f"{name}: accuracy {report['accuracy']:.3f}, "
