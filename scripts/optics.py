@@ -25,7 +25,9 @@ from scripts.common import REPORT, main, make_console, seed_argument
 #: SLM and camera bits swept (both the same), with the default camera noise.
 BITS = (4, 5, 6, 8, 10)
 #: Camera full-well electrons swept at 8-bit SLM and camera (shot noise ~ 1/sqrt).
-FULL_WELLS = (30.0, 100.0, 300.0, 1000.0, 10_000.0)
+FULL_WELLS = (30.0, 100.0, 300.0, 1000.0, 10_000.0, 100_000.0)
+#: 8-bit SLM and camera with no noise: quantisation alone.
+NOISELESS = {"slm_bits": 8, "camera_bits": 8, "read_noise": 0.0, "full_well": 1e12}
 #: Batches of the throughput model.
 BATCHES = (1, 64, 1024)
 #: SLM resolutions of the sensitivity sweep.
@@ -48,6 +50,7 @@ def accuracy_runs(images: int, seed: int, console) -> dict:
     variants = [n for n, c in CONFIGS.items() if c.mixer != "linear"]
     runs = [("ideal", {})] + [(f"bits {b}", {"slm_bits": b, "camera_bits": b}) for b in BITS]
     runs += [(f"full well {w:g}", {"full_well": w}) for w in FULL_WELLS]
+    runs += [("bits 8, no noise", NOISELESS)]
     out = {name: {"digital": float((predict(load(name), test) == test.labels).mean())}
            for name in CONFIGS}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -49,3 +49,16 @@ def test_a_program_that_cannot_run_is_one_clear_line(args, message, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("module,args,message", [
+    ("optics", ["--images=0"], "error: --images must be 1..1000"),
+    ("train_convshare", ["--epochs=0"], "error: --epochs must be at least 1"),
+])
+def test_optics_scripts_refuse_bad_arguments(module, args, message, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as exit_info:
+        importlib.import_module(f"scripts.{module}").run(args)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
