@@ -139,7 +139,7 @@ class SharedConv(nn.Module):
     """A linear layer as shared-kernel convolutions: ``(n, T, in)`` to ``(n, T, out)``.
 
     ``executor(tiles, kernels, padding)`` runs the convolutions; `digital_conv` by default,
-    the 4f model in `optical_executor`.
+    the 4f model after `use_optics`.
     """
 
     def __init__(self, shape: SharedConvShape):

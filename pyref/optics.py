@@ -251,13 +251,11 @@ def passes(tiles: np.ndarray, kernel: np.ndarray, device: Device, ideal: bool,
     ``(tiles, th, tw)`` and the number of SLM frames shown."""
     total = np.zeros(tiles.shape)
     shown = 0
+    signed = [(1, np.maximum(tiles, 0)), (-1, np.maximum(-tiles, 0))]
+    signed = [(sign, part) for sign, part in signed if part.any()]
     for kernel_sign, kernel_part in ((1, np.maximum(kernel, 0)), (-1, np.maximum(-kernel, 0))):
-        if not kernel_part.any():
+        if not kernel_part.any() or not signed:
             continue
-        signed = [(1, np.maximum(tiles, 0)), (-1, np.maximum(-tiles, 0))]
-        signed = [(s, part) for s, part in signed if part.any()]
-        if not signed:
-            break
         layout = Layout.plan(len(signed) * len(tiles), tiles.shape[1:], device)
         frames = layout.pack(np.concatenate([part for _, part in signed]))
         scale = frames.max(axis=(-2, -1), keepdims=True)
@@ -331,10 +329,3 @@ def _array(value, name: str) -> np.ndarray:
     if not np.isfinite(array).all():
         raise OpticsError(f"{name} holds NaN or infinite values")
     return array
-
-
-def frames_per_conv(tiles: int, tile: tuple, device: Device) -> int:
-    """SLM frames one shared-kernel convolution of ``tiles`` signed tiles needs at most:
-    two masks (kernel signs), each over both input signs."""
-    return 2 * Layout.plan(2 * tiles, tile, device).frames
-
