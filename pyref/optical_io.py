@@ -123,6 +123,9 @@ def pack(codes: np.ndarray, shift: int, layout: FrameLayout) -> dict:
 def readout(camera: np.ndarray, scales: np.ndarray) -> np.ndarray:
     """ACT codes from ``camera`` codes ``(passes, n)`` and each pass's OPTICAL_SCALE code."""
     camera = np.asarray(camera, dtype=np.int64)
+    if not 1 <= len(camera) <= MAX_PASSES:
+        raise optics.OpticsError(f"{len(camera)} passes: the readout sums 1 to {MAX_PASSES} "
+                                 "(kernel sign x input sign), as OPTICAL_ACC is sized for")
     scales = OPTICAL_SCALE.fit(np.asarray(scales, dtype=np.int64), check=True)
     CAMERA_PIXEL.fit(camera, check=True)
     products = SQRT_TABLE[camera] * scales[:, None]

@@ -76,6 +76,8 @@ OPTICS = {
     "dmd1": OpticalSystem("DMD bit-planes 4 kHz", 4000.0, (1080, 1920), 4000.0, 8.0),
 }
 GPU = Gpu("RTX 3090-class", 35.6e12, 936e9, 5e-6, 350.0)
+#: Our FPGA's MAC utilisation (m3vit-tiny end to end on ecp5-85f) and board power.
+FPGA_UTILISATION, FPGA_WATTS = 0.666, 2.0
 #: Bytes of one FP32 activation on the GPU.
 GPU_BYTES = 4
 

@@ -74,7 +74,7 @@ def throughput() -> dict:
     mhz, clock = accelerator_clock()
     hw = get_hw_config("ecp5-85f")
     fpga = optics_perf.Fpga(f"ECP5 ecp5-85f at {mhz:.1f} MHz", hw.peak_macs_per_cycle,
-                            mhz * 1e6, 0.666, 2.0)
+                            mhz * 1e6, optics_perf.FPGA_UTILISATION, optics_perf.FPGA_WATTS)
     rates = np.logspace(1, 8, 57)
     out = {"sources": optics_perf.SOURCES, "fpga_clock": clock, "rates": rates.tolist(),
            "models": {}}

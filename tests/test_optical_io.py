@@ -79,3 +79,5 @@ def test_clear_errors():
         optical_io.conv(np.zeros((1, 4, 4), dtype=np.int64), np.ones((2, 2)), slm_bits=6)
     with pytest.raises(Exception, match="outside"):
         optical_io.readout(np.array([[256]]), np.array([1]))
+    with pytest.raises(optics.OpticsError, match="5 passes"):
+        optical_io.readout(np.zeros((5, 4), dtype=np.int64), np.ones(5, dtype=np.int64))
