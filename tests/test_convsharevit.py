@@ -30,16 +30,18 @@ def test_shared_conv_is_a_structured_linear_layer():
     shape = CONFIGS["convshare-valid"].layers()["qkv"]
     layer = SharedConv(shape).double()
     x = torch.randn(2, 5, 64, dtype=torch.float64)
-    out = layer(x)
+    with torch.no_grad():
+        out = layer(x)
+    weight, bias = layer.weight.detach(), layer.bias.detach()
     assert out.shape == (2, 5, 192)
     maps = x.reshape(10, 8, 8)
     for k in range(shape.kernels):
         for token in range(10):
             for r in range(4):
                 for c in range(4):
-                    expected = (maps[token, r:r + 5, c:c + 5] * layer.weight[k]).sum()
+                    expected = (maps[token, r:r + 5, c:c + 5] * weight[k]).sum()
                     got = out.reshape(10, shape.kernels, 4, 4)[token, k, r, c] \
-                        - layer.bias.reshape(shape.kernels, 4, 4)[k, r, c]
+                        - bias.reshape(shape.kernels, 4, 4)[k, r, c]
                     assert float(got) == pytest.approx(float(expected))
 
 
