@@ -224,11 +224,14 @@ def predict(model: ConvShareViT, split, batch: int = 250) -> np.ndarray:
                                for i in range(0, len(patches), batch)])
 
 
-def use_optics(model: ConvShareViT, ideal: bool = True, **device) -> ConvShareViT:
+def use_optics(model: ConvShareViT, ideal: bool = True, trainable: bool = False,
+               **device) -> ConvShareViT:
     """Run every shared convolution of ``model`` on the 4f model (`pyref.optics`).
 
     ``device`` holds `pyref.optics.Device` fields. Each kernel's convolution draws its own
     camera noise: the seeds count up from ``device["seed"]`` (default 0) in call order.
+    ``trainable`` gives physics-aware training: the values come from the optics, the
+    gradients from the digital convolution.
     """
     from pyref.optics import Device, fourf_conv2d
 
@@ -236,12 +239,24 @@ def use_optics(model: ConvShareViT, ideal: bool = True, **device) -> ConvShareVi
     seeds = iter(range(device.pop("seed", 0), 2**63))
 
     def optical(tiles, kernels, padding):
-        out = [fourf_conv2d(tiles.double(), kernel.double(), padding, ideal,
-                            seed=next(seeds), **device) for kernel in kernels]
-        return torch.stack(out, dim=1).to(tiles.dtype)
+        with torch.no_grad():
+            out = torch.stack([fourf_conv2d(tiles.double(), kernel.double(), padding, ideal,
+                                            seed=next(seeds), **device)
+                               for kernel in kernels], dim=1).to(tiles.dtype)
+        if not trainable:
+            return out
+        exact = digital_conv(tiles, kernels, padding)
+        return exact + (out - exact).detach()
 
     for conv in model.shared_convs():
         conv.executor = optical
+    return model
+
+
+def use_digital(model: ConvShareViT) -> ConvShareViT:
+    """Undo `use_optics`: every shared convolution digital again."""
+    for conv in model.shared_convs():
+        conv.executor = digital_conv
     return model
 
 

@@ -24,21 +24,29 @@ from pyref.convsharevit import (
     macs,
     parameter_count,
     predict,
+    use_digital,
+    use_optics,
 )
 from pyref.model import CHECKPOINTS, save_checkpoint
 from scripts.common import main, make_console, seed_argument
 from scripts.train import shifted
 
+#: Physics-aware epochs run at the learning rate over this: they fine-tune a trained model.
+PHYSICS_LR_DIVISOR = 6
+#: The optics of physics-aware training: the 8-bit SLM and camera `make optics` tests.
+PHYSICS_DEVICE = {"slm_bits": 8, "camera_bits": 8}
 
-def train(config, epochs: int, batch: int, lr: float, seed: int, progress) -> tuple:
-    torch.manual_seed(seed)
+
+def train(model: ConvShareViT, epochs: int, batch: int, lr: float, seed: int, progress,
+          label: str = "training") -> float:
+    """Train ``model`` in place for ``epochs`` on shifted training digits; returns seconds."""
+    config = model.config
     rng = np.random.default_rng(seed)
     train_split = data.load(config, "train")
-    model = ConvShareViT(config)
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
     steps = epochs * -(-len(train_split) // batch)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps)
-    bar = progress.add_task(f"training {config.name}", total=steps, loss="")
+    bar = progress.add_task(f"{label} {config.name}", total=steps, loss="")
     start = time.monotonic()
     for epoch in range(epochs):
         model.train()
@@ -53,7 +61,8 @@ def train(config, epochs: int, batch: int, lr: float, seed: int, progress) -> tu
             optimiser.step()
             schedule.step()
             progress.update(bar, advance=1, loss=f"epoch {epoch + 1} loss {loss.item():.3f}")
-    return model.eval(), time.monotonic() - start
+    model.eval()
+    return time.monotonic() - start
 
 
 @main
@@ -62,13 +71,16 @@ def run(argv=None):
     seed_argument(parser)
     parser.add_argument("--config", action="append", choices=sorted(CONFIGS),
                         help="config to train (repeatable); default: all three")
-    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--physics-aware", type=int, default=0, metavar="EPOCHS",
+                        help="then fine-tune this many epochs through the 8-bit optics "
+                             "(values from the 4f model, gradients from the digital conv)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--out", default=CHECKPOINTS, help="checkpoint directory")
     args = parser.parse_args(argv)
-    if args.epochs < 1:
-        raise ConfigError("--epochs must be at least 1")
+    if args.epochs < 1 or args.physics_aware < 0:
+        raise ConfigError("--epochs must be at least 1 and --physics-aware at least 0")
     torch.set_num_threads(2)
     console = make_console()
     out = Path(args.out)
@@ -77,10 +89,19 @@ def run(argv=None):
                TimeElapsedColumn()]
     for name in args.config or list(CONFIGS):
         config = get_convshare_config(name)
+        torch.manual_seed(args.seed)
+        model = ConvShareViT(config)
         with Progress(*columns, console=console) as progress:
-            model, seconds = train(config, args.epochs, args.batch, args.lr, args.seed, progress)
+            seconds = train(model, args.epochs, args.batch, args.lr, args.seed, progress)
+            if args.physics_aware and model.shared_convs():
+                use_optics(model, ideal=False, trainable=True, seed=args.seed, **PHYSICS_DEVICE)
+                seconds += train(model, args.physics_aware, args.batch,
+                                 args.lr / PHYSICS_LR_DIVISOR, args.seed + 1, progress,
+                                 "physics-aware")
+                use_digital(model)
         test = data.load(config, "test")
         report = {"config": config.describe(), "seed": args.seed, "epochs": args.epochs,
+                  "physics_aware_epochs": args.physics_aware if model.shared_convs() else 0,
                   "train_seconds": round(seconds, 1), "parameters": parameter_count(model),
                   "macs": macs(config), "test_images": len(test),
                   "accuracy": float((predict(model, test) == test.labels).mean())}

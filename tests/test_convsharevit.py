@@ -17,6 +17,7 @@ from pyref.convsharevit import (
     macs,
     parameter_count,
     predict,
+    use_digital,
     use_optics,
 )
 from pyref.model import CHECKPOINTS, load_checkpoint
@@ -99,3 +100,33 @@ def test_clear_errors(tmp_path):
         use_optics(ConvShareViT(CONFIGS["convshare-valid"]), pitch_um=8)
     np.testing.assert_equal(sorted(CONFIGS), ["convshare-same", "convshare-valid",
                                               "vit-baseline"])
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_physics_aware_executor_takes_optical_values_and_digital_gradients():
+    torch.manual_seed(2)
+    layer = SharedConv(CONFIGS["convshare-same"].layers()["fc1"]).double()
+    x = torch.randn(1, 3, 64, dtype=torch.float64, requires_grad=True)
+    digital = layer(x)
+    (digital_grad,) = torch.autograd.grad(digital.sum(), layer.weight)
+
+    class Holder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = layer
+
+        def shared_convs(self):
+            return [self.conv]
+
+    holder = Holder()
+    use_optics(holder, ideal=False, trainable=True, slm_bits=6, camera_bits=6)
+    physical = layer(x)
+    (physical_grad,) = torch.autograd.grad(physical.sum(), layer.weight)
+    use_optics(holder, ideal=False, slm_bits=6, camera_bits=6)
+    with torch.no_grad():
+        # The same seeds: the optics' values, to the rounding of adding and subtracting.
+        assert torch.allclose(physical, layer(x), rtol=0, atol=1e-12)
+    assert not torch.allclose(physical, digital)
+    assert torch.allclose(physical_grad, digital_grad)
+    use_digital(holder)
+    assert torch.equal(layer(x), digital)
