@@ -43,6 +43,41 @@ def shifted(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def fit(model, split: data.Split, epochs: int, batch: int, lr: float,
+        rng: np.random.Generator, progress, loss, label: str = "training") -> float:
+    """Train ``model`` in place: AdamW with a one-cycle schedule over ``epochs`` shifted
+    copies of ``split``, ``loss(model, batch_split)`` per batch. Returns the seconds taken."""
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
+    steps = epochs * -(-len(split) // batch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps)
+    bar = progress.add_task(f"{label} {model.config.name}", total=steps, loss="")
+    start = time.monotonic()
+    for epoch in range(epochs):
+        model.train()
+        epoch_split = data.Split(shifted(split.ink, rng), split.labels, split.patch)
+        order = rng.permutation(len(split))
+        for first in range(0, len(order), batch):
+            value = loss(model, epoch_split.subset(order[first:first + batch]))
+            optimiser.zero_grad()
+            value.backward()
+            optimiser.step()
+            schedule.step()
+            progress.update(bar, advance=1, loss=f"epoch {epoch + 1} loss {value.item():.3f}")
+    model.eval()
+    return time.monotonic() - start
+
+
+def multitask_loss(model: MultiTaskViT, batch: data.Split) -> torch.Tensor:
+    """Both tasks' cross-entropy plus the routers' balance loss."""
+    patches = torch.from_numpy(data.patchify(batch.images, model.config.patch))
+    logits0, routing0 = model(patches, 0)
+    logits1, routing1 = model(patches, 1)
+    return (F.cross_entropy(logits0, torch.from_numpy(batch.labels))
+            + F.cross_entropy(logits1.flatten(0, 1),
+                              torch.from_numpy(batch.patch_labels).flatten())
+            + BALANCE * balance_loss(routing0 + routing1, model.config.experts))
+
+
 def evaluate(model: MultiTaskViT, split: data.Split) -> dict:
     """Per-task metric and expert usage per MoE layer on ``split``."""
     patches = torch.from_numpy(data.patchify(split.images, model.config.patch))
@@ -83,35 +118,12 @@ def run(argv=None):
     rng = np.random.default_rng(args.seed)
     train, test = data.load(config, "train"), data.load(config, "test")
     model = MultiTaskViT(config)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.05)
-    steps = args.epochs * -(-len(train) // args.batch)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, args.lr, total_steps=steps)
     console = make_console()
-    start = time.monotonic()
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[loss]}"),
                TimeElapsedColumn()]
     with Progress(*columns, console=console) as progress:
-        bar = progress.add_task(f"training {config.name}", total=steps, loss="")
-        for epoch in range(args.epochs):
-            model.train()
-            epoch_split = data.Split(shifted(train.ink, rng), train.labels, config.patch)
-            order = rng.permutation(len(train))
-            for first in range(0, len(order), args.batch):
-                batch = epoch_split.subset(order[first:first + args.batch])
-                patches = torch.from_numpy(data.patchify(batch.images, config.patch))
-                logits0, routing0 = model(patches, 0)
-                logits1, routing1 = model(patches, 1)
-                loss = (F.cross_entropy(logits0, torch.from_numpy(batch.labels))
-                        + F.cross_entropy(logits1.flatten(0, 1),
-                                          torch.from_numpy(batch.patch_labels).flatten())
-                        + BALANCE * balance_loss(routing0 + routing1, config.experts))
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                schedule.step()
-                progress.update(bar, advance=1, loss=f"epoch {epoch + 1} loss {loss.item():.3f}")
-    model.eval()
-    seconds = time.monotonic() - start
+        seconds = fit(model, train, args.epochs, args.batch, args.lr, rng, progress,
+                      multitask_loss)
     report = {"config": config.name, "seed": args.seed, "epochs": args.epochs,
               "train_seconds": round(seconds, 1), "test": evaluate(model, test),
               "train_images": len(train), "test_images": len(test)}

@@ -7,7 +7,6 @@ a few minutes per model.
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ from pyref.convsharevit import (
 )
 from pyref.model import CHECKPOINTS, save_checkpoint
 from scripts.common import main, make_console, seed_argument
-from scripts.train import shifted
+from scripts.train import fit
 
 #: Physics-aware epochs run at the learning rate over this: they fine-tune a trained model.
 PHYSICS_LR_DIVISOR = 6
@@ -37,32 +36,9 @@ PHYSICS_LR_DIVISOR = 6
 PHYSICS_DEVICE = {"slm_bits": 8, "camera_bits": 8}
 
 
-def train(model: ConvShareViT, epochs: int, batch: int, lr: float, seed: int, progress,
-          label: str = "training") -> float:
-    """Train ``model`` in place for ``epochs`` on shifted training digits; returns seconds."""
-    config = model.config
-    rng = np.random.default_rng(seed)
-    train_split = data.load(config, "train")
-    optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.05)
-    steps = epochs * -(-len(train_split) // batch)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, lr, total_steps=steps)
-    bar = progress.add_task(f"{label} {config.name}", total=steps, loss="")
-    start = time.monotonic()
-    for epoch in range(epochs):
-        model.train()
-        epoch_split = data.Split(shifted(train_split.ink, rng), train_split.labels, config.patch)
-        order = rng.permutation(len(train_split))
-        for first in range(0, len(order), batch):
-            chosen = epoch_split.subset(order[first:first + batch])
-            patches = torch.from_numpy(data.patchify(chosen.images, config.patch))
-            loss = F.cross_entropy(model(patches), torch.from_numpy(chosen.labels))
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            progress.update(bar, advance=1, loss=f"epoch {epoch + 1} loss {loss.item():.3f}")
-    model.eval()
-    return time.monotonic() - start
+def classification_loss(model: ConvShareViT, batch: data.Split) -> torch.Tensor:
+    patches = torch.from_numpy(data.patchify(batch.images, model.config.patch))
+    return F.cross_entropy(model(patches), torch.from_numpy(batch.labels))
 
 
 @main
@@ -91,13 +67,15 @@ def run(argv=None):
         config = get_convshare_config(name)
         torch.manual_seed(args.seed)
         model = ConvShareViT(config)
+        train = data.load(config, "train")
         with Progress(*columns, console=console) as progress:
-            seconds = train(model, args.epochs, args.batch, args.lr, args.seed, progress)
+            seconds = fit(model, train, args.epochs, args.batch, args.lr,
+                          np.random.default_rng(args.seed), progress, classification_loss)
             if args.physics_aware and model.shared_convs():
                 use_optics(model, ideal=False, trainable=True, seed=args.seed, **PHYSICS_DEVICE)
-                seconds += train(model, args.physics_aware, args.batch,
-                                 args.lr / PHYSICS_LR_DIVISOR, args.seed + 1, progress,
-                                 "physics-aware")
+                seconds += fit(model, train, args.physics_aware, args.batch,
+                               args.lr / PHYSICS_LR_DIVISOR, np.random.default_rng(args.seed + 1),
+                               progress, classification_loss, "physics-aware")
                 use_digital(model)
         test = data.load(config, "test")
         report = {"config": config.describe(), "seed": args.seed, "epochs": args.epochs,
