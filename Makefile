@@ -38,7 +38,7 @@ test-all: $(STAMP) ## every test, the slow ones (bitstreams, big sweeps) too
 train: $(STAMP) ## train the tiny model (CPU, ~2 min) into pyref/checkpoints (shipped)
 	$(PY) -m scripts.train --seed=$(SEED)
 
-train-convshare: $(STAMP) ## train ConvShareViT (valid, same) and its ViT baseline (~15 min, shipped)
+train-convshare: $(STAMP) ## train ConvShareViT (valid, same) and its ViT baseline (~12 min, shipped)
 	$(PY) -m scripts.train_convshare --seed=$(SEED)
 
 optics: $(STAMP) ## ConvShareViT through the simulated 4f system; optics vs GPU vs FPGA model

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from pyref import data
 from pyref.config import ConfigError, ViTGeometry
+from pyref.optics import Device, fourf_conv2d
 
 MIXERS = ("valid", "same", "linear")
 
@@ -233,8 +234,6 @@ def use_optics(model: ConvShareViT, ideal: bool = True, trainable: bool = False,
     ``trainable`` gives physics-aware training: the values come from the optics, the
     gradients from the digital convolution.
     """
-    from pyref.optics import Device, fourf_conv2d
-
     Device.make(**device)  # name a bad parameter now, not at the first convolution
     seeds = iter(range(device.pop("seed", 0), 2**63))
 

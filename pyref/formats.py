@@ -236,10 +236,9 @@ ATTN = QFormat(40, PROB.frac + ACT.frac)
 DATAPATH = QFormat(_MAX_BITS, 0)
 
 #: The optical I/O unit (`pyref.optical_io`). An SLM pixel's amplitude and a camera
-#: pixel's intensity, both 8-bit codes of full scale 255 (stored with frac 8, so the value
-#: is code / 256; the unit uses codes only).
-SLM_PIXEL = QFormat(8, 8, signed=False)
-CAMERA_PIXEL = QFormat(8, 8, signed=False)
+#: pixel's intensity: 8-bit codes, full scale 255.
+SLM_PIXEL = QFormat(8, 0, signed=False)
+CAMERA_PIXEL = QFormat(8, 0, signed=False)
 #: sqrt(camera code / 255), the field amplitude of a camera pixel: unsigned, 1.0 exact, 17
 #: bits so that it is one signed 18-bit multiplier input.
 AMPLITUDE = QFormat(17, 16, signed=False)

@@ -67,8 +67,7 @@ class FrameLayout:
     def make(cls, tiles: int, image: tuple, kernel: tuple, padding: str,
              device: optics.Device) -> FrameLayout:
         top_left = optics.same_padding(kernel)[0] if padding == "same" else (0, 0)
-        tile = tuple(i + k - 1 for i, k in zip(image, kernel, strict=True)) \
-            if padding == "same" else tuple(image)
+        tile = optics.padded_tile(image, kernel, padding)
         layout = optics.Layout.plan(2 * tiles, tile, device)
         return cls(tiles, *image, *tile, *top_left, layout.grid[1], layout.per_frame)
 
@@ -147,8 +146,6 @@ def conv(codes: np.ndarray, kernel: np.ndarray, padding: str = "valid",
          **device) -> np.ndarray:
     """ACT codes of ``codes`` ``(tiles, H, W)`` correlated with the float ``kernel``, through
     `pack`, the 4f model (8-bit SLM and camera, its noise) and `readout`.
-
-    One frame set: every tile's two parts must fit the SLM frames of one pass.
     """
     dev = optics.Device.make(**{"slm_bits": 8, "camera_bits": 8, **device})
     if (dev.slm_bits, dev.camera_bits) != (8, 8):

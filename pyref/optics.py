@@ -10,9 +10,9 @@ ConvShareViT shares its kernels across channels.
 Physics, as modelled here (docs/convsharevit.md, "The 4f model"):
 
 * A lens is a centred 2D DFT scaled by ``pitch_y * pitch_x / (i * wavelength * f)``. Its
-  focal plane is sampled at ``wavelength * f / (N * pitch)`` per axis. Two
-  lenses give back the input at the SLM pitch, inverted; the camera's coordinates undo the
-  inversion and the two scale factors multiply to -1.
+  focal plane is sampled at ``wavelength * f / (N * pitch)`` per axis. Two lenses give back
+  the input at the SLM pitch, inverted; the camera's coordinates undo the inversion and the
+  two scale factors multiply to -1.
 * The mask is the centred DFT of the kernel's point-spread function, divided by its largest
   magnitude so that it is passive (transmission at most 1). The digital side multiplies
   that gain back.
@@ -93,7 +93,6 @@ class Device:
         if unknown:
             raise OpticsError(f"unknown device parameter(s) {unknown}: use {sorted(known)}")
         return replace(cls(), **device)
-
 
 
 def centred_fft(field: np.ndarray) -> np.ndarray:
@@ -243,6 +242,13 @@ class Layout:
 def same_padding(kernel: tuple) -> tuple:
     """Zeros before and after each axis for "same" output, as torch's conv2d pads."""
     return tuple((k - 1) // 2 for k in kernel), tuple(k - 1 - (k - 1) // 2 for k in kernel)
+
+
+def padded_tile(image: tuple, kernel: tuple, padding: str) -> tuple:
+    """The SLM tile of an ``image`` channel: with "same" padding, ``kernel - 1`` more."""
+    if padding == "valid":
+        return tuple(image)
+    return tuple(i + k - 1 for i, k in zip(image, kernel, strict=True))
 
 
 def passes(tiles: np.ndarray, kernel: np.ndarray, device: Device, ideal: bool,

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, replace
 
 from pyref.convsharevit import ConvShareConfig
-from pyref.optics import Device, Layout
+from pyref.optics import Device, Layout, padded_tile
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,9 @@ SOURCES = {
     "fpga": "lumoe's ecp5-85f set: peak MACs per cycle from pyref.config, the clock "
             "`make bench` uses, MAC utilisation 66.6 % (measured m3vit-tiny projection, "
             "docs/results.md); 2 W (assumption)",
-    "io": "the optical I/O unit's pixels per cycle times its clock (hw/optical_io.py)",
+    "io": "not limiting (infinite) in every system here; our optical I/O unit reads 4 "
+          "camera pixels a cycle at 104.8 MHz, 0.42 Gpixel/s, which would cap a full "
+          "1080x1920 frame at about 200 Hz (io_pixels_per_s)",
 }
 
 OPTICS = {
@@ -82,19 +84,13 @@ FPGA_UTILISATION, FPGA_WATTS = 0.666, 2.0
 GPU_BYTES = 4
 
 
-def padded_tile(config: ConvShareConfig, name: str) -> tuple:
-    shape = config.layers()[name]
-    if shape.padding == "valid":
-        return shape.in_map
-    return tuple(i + k - 1 for i, k in zip(shape.in_map, shape.kernel, strict=True))
-
-
 def optical_frames(config: ConvShareConfig, batch: int, resolution: tuple) -> dict:
     """SLM frames per layer name for ``batch`` images (every block; all four sign passes)."""
     device = Device(slm=resolution)
     out = {}
     for name, shape in config.layers().items():
-        layout = Layout.plan(2 * batch * config.tokens, padded_tile(config, name), device)
+        tile = padded_tile(shape.in_map, shape.kernel, shape.padding)
+        layout = Layout.plan(2 * batch * config.tokens, tile, device)
         out[name] = config.depth * shape.kernels * 2 * layout.frames
     return out
 
