@@ -10,7 +10,7 @@ from amaranth.utils import ceil_log2
 from hw.arith import saturate
 from hw.column_memory import ColumnMemory
 from pyref.formats import ACT, AMPLITUDE, CAMERA_PIXEL, OPTICAL_ACC, OPTICAL_SCALE
-from pyref.optical_io import SQRT_TABLE
+from pyref.optical_io import FIELD_TABLES
 
 
 def pass_layout(depth: int) -> data.StructLayout:
@@ -24,10 +24,11 @@ class CameraReadout(wiring.Component):
     """Accumulates up to four passes of camera codes per output, ``lanes`` pixels a beat.
 
     Each pass starts with a `pass_layout` descriptor and brings ``beats`` camera beats. A
-    pixel's amplitude comes from a square-root table, times the pass's scale, plus the sum
-    so far (half an output LSB in the first pass). The last pass rounds the sum to ACT and
-    sends it out; the others keep it in a ``depth``-beat memory. A new pass starts once the
-    one before has left the pipeline, so no read meets a pending write (four cycles a pass).
+    pixel's field comes from ``detection``'s table (`pyref.optical_io.FIELD_TABLES`),
+    times the pass's scale, plus the sum so far (half an output LSB in the first pass). The
+    last pass rounds the sum to ACT and sends it out; the others keep it in a
+    ``depth``-beat memory. A new pass starts once the one before has left the pipeline, so
+    no read meets a pending write (four cycles a pass).
 
     Parameters
     ----------
@@ -35,6 +36,8 @@ class CameraReadout(wiring.Component):
         Camera pixels per beat.
     depth : int
         Most beats in a pass.
+    detection : {"homodyne", "direct"}
+        The 4f system's detection, which picks the field table.
 
     Members
     -------
@@ -43,8 +46,8 @@ class CameraReadout(wiring.Component):
     o : Out(stream.Signature(ArrayLayout(ACT, lanes)))
     """
 
-    def __init__(self, lanes: int, depth: int):
-        self.lanes, self.depth = lanes, depth
+    def __init__(self, lanes: int, depth: int, detection: str):
+        self.lanes, self.depth, self.table = lanes, depth, FIELD_TABLES[detection]
         super().__init__({
             "passes": In(stream.Signature(pass_layout(depth))),
             "camera": In(stream.Signature(data.ArrayLayout(CAMERA_PIXEL.shape(), lanes))),
@@ -90,9 +93,9 @@ class CameraReadout(wiring.Component):
         # shifts: round to nearest, ties up, with no add after the sum.
         half = 1 << (OPTICAL_ACC.frac - 1)
         for k in range(lanes):
-            table = Memory(shape=AMPLITUDE.shape(), depth=len(SQRT_TABLE),
-                           init=[int(v) for v in SQRT_TABLE])
-            m.submodules[f"sqrt{k}"] = table
+            table = Memory(shape=AMPLITUDE.shape(), depth=len(self.table),
+                           init=[int(v) for v in self.table])
+            m.submodules[f"field{k}"] = table
             port = table.read_port(domain="sync")
             m.d.comb += [port.en.eq(advance), port.addr.eq(self.camera.payload[k])]
             with m.If(advance):

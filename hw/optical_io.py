@@ -21,10 +21,13 @@ class OpticalIO(wiring.Component):
         Camera pixels a beat.
     depth : int
         Most camera beats in a pass.
+    detection : {"homodyne", "direct"}
+        The 4f system's detection (`CameraReadout`).
     """
 
-    def __init__(self, lanes: int, depth: int):
-        self.packer, self.readout = SlmPacker(), CameraReadout(lanes, depth)
+    def __init__(self, lanes: int, depth: int, detection: str):
+        self.packer = SlmPacker()
+        self.readout = CameraReadout(lanes, depth, detection)
         members = {"layout": In(self.packer.layout.signature.flip()),
                    "x": In(self.packer.x.signature.flip()),
                    "slm": Out(self.packer.o.signature),

@@ -239,10 +239,11 @@ DATAPATH = QFormat(_MAX_BITS, 0)
 #: pixel's intensity: 8-bit codes, full scale 255.
 SLM_PIXEL = QFormat(8, 0, signed=False)
 CAMERA_PIXEL = QFormat(8, 0, signed=False)
-#: sqrt(camera code / 255), the field amplitude of a camera pixel: unsigned, 1.0 exact, 17
-#: bits so that it is one signed 18-bit multiplier input.
+#: A camera pixel's field in units of its pass's scale (`pyref.optical_io.FIELD_TABLES`):
+#: code / 255 (homodyne) or its square root (direct). Unsigned, 1.0 exact, 17 bits so that
+#: it is one signed 18-bit multiplier input.
 AMPLITUDE = QFormat(17, 16, signed=False)
-#: A pass's scale: ACT codes per unit of amplitude, signed by the pass's sign. 24 bits with
+#: A pass's scale: ACT codes per unit of the field table, signed by the pass's sign. 24 bits with
 #: 4 fraction bits reach +-2^19 codes: a kernel part's gain up to 16 at full-scale inputs.
 OPTICAL_SCALE = QFormat(24, 4)
 #: Sum of up to four passes' amplitude x scale products, before rounding to ACT: each

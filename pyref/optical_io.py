@@ -4,9 +4,10 @@ system.
 Towards the SLM, ``pack`` turns ACT activations into 8-bit SLM amplitude codes, a positive
 and a negative part per value, each with the SLM pixel it goes to. A convolution's values
 share one power-of-two scale, ``2^shift`` ACT codes per SLM code (block floating point: no
-divider). From the camera, ``readout`` turns each pass's 8-bit intensity codes into field
-amplitudes (a square-root table), multiplies them by the pass's signed scale and adds the up
-to four passes (kernel sign x input sign), then rounds to ACT.
+divider). From the camera, ``readout`` turns each pass's 8-bit intensity codes into fields
+through a table (linear for homodyne detection, the square root for direct), multiplies them
+by the pass's signed scale and adds the up to four passes (two camera passes, see
+`pyref.optics.camera_passes`, times two input signs), then rounds to ACT.
 
 ``conv`` runs one shared-kernel convolution through both sides and the physical model,
 everything the hardware would see in integers.
@@ -32,15 +33,18 @@ from pyref.formats import (
 #: Full-scale codes: SLM amplitude 1 and camera intensity at full well.
 SLM_FULL = SLM_PIXEL.max_code
 CAMERA_FULL = CAMERA_PIXEL.max_code
-#: The field amplitude of every camera code: sqrt(code / full scale).
-SQRT_TABLE = AMPLITUDE.quantise(np.sqrt(np.arange(CAMERA_FULL + 1) / CAMERA_FULL), check=True)
-#: Passes a convolution can take: kernel parts times input parts.
+#: The field of every camera code, per unit of the pass's scale (`optics.CameraPass.field`):
+#: the intensity over full scale (homodyne), or its square root (direct).
+_INTENSITY = np.arange(CAMERA_FULL + 1) / CAMERA_FULL
+FIELD_TABLES = {"homodyne": AMPLITUDE.quantise(_INTENSITY, check=True),
+                "direct": AMPLITUDE.quantise(np.sqrt(_INTENSITY), check=True)}
+#: Passes a convolution can take: camera passes times input parts.
 MAX_PASSES = 4
 #: Register widths of the unit: SLM pixel coordinates (4096 pixels a side), tile and slot
 #: counts, frame numbers and the SLM shift (ACT codes need at most 8).
 COORD_BITS, COUNT_BITS, FRAME_BITS, SHIFT_BITS = 12, 16, 16, 4
-#: Camera pixels a beat and most beats in a pass of the unit `make sim` builds.
-LANES, READOUT_DEPTH = 4, 1024
+#: Camera pixels a beat, most beats in a pass and the detection of the unit `make sim` builds.
+LANES, READOUT_DEPTH, DETECTION = 4, 1024, optics.Device().detection
 
 
 @dataclass(frozen=True)
@@ -119,27 +123,28 @@ def pack(codes: np.ndarray, shift: int, layout: FrameLayout) -> dict:
     return out
 
 
-def readout(camera: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """ACT codes from ``camera`` codes ``(passes, n)`` and each pass's OPTICAL_SCALE code."""
+def readout(camera: np.ndarray, scales: np.ndarray, detection: str) -> np.ndarray:
+    """ACT codes from ``camera`` codes ``(passes, n)`` and each pass's OPTICAL_SCALE code,
+    through ``detection``'s field table."""
     camera = np.asarray(camera, dtype=np.int64)
     if not 1 <= len(camera) <= MAX_PASSES:
         raise optics.OpticsError(f"{len(camera)} passes: the readout sums 1 to {MAX_PASSES} "
-                                 "(kernel sign x input sign), as OPTICAL_ACC is sized for")
+                                 "(camera pass x input sign), as OPTICAL_ACC is sized for")
     scales = OPTICAL_SCALE.fit(np.asarray(scales, dtype=np.int64), check=True)
     CAMERA_PIXEL.fit(camera, check=True)
-    products = SQRT_TABLE[camera] * scales[:, None]
+    products = FIELD_TABLES[detection][camera] * scales[:, None]
     acc = OPTICAL_ACC.fit(products.sum(axis=0))
     return ACT.fit(DATAPATH.round_shift(acc, OPTICAL_ACC.frac))
 
 
-def pass_scale(sign: int, gain: float, shift: int, full_scale: float) -> int:
-    """OPTICAL_SCALE code of a pass: ACT codes per unit of camera amplitude.
+def pass_scale(sign: int, gain: float, shift: int, field: float) -> int:
+    """OPTICAL_SCALE code of a pass: ACT codes per unit of the field table.
 
     An SLM code ``c`` shows amplitude ``c / SLM_FULL`` for ``c * 2^shift`` ACT codes; the
-    mask divides by ``gain``; the camera's full scale is ``full_scale`` intensity.
+    mask divides by ``gain``; ``field`` is the correlation of one table unit (the pass's
+    `optics.CameraPass.field` at the camera's full scale).
     """
-    return int(OPTICAL_SCALE.quantise(sign * gain * SLM_FULL * 2.0**shift * np.sqrt(full_scale),
-                                      check=True))
+    return int(OPTICAL_SCALE.quantise(sign * gain * SLM_FULL * 2.0**shift * field, check=True))
 
 
 def conv(codes: np.ndarray, kernel: np.ndarray, padding: str = "valid",
@@ -164,15 +169,11 @@ def conv(codes: np.ndarray, kernel: np.ndarray, padding: str = "valid",
     out_rows = layout.tile_rows - kernel.shape[0] + 1
     out_cols = layout.tile_cols - kernel.shape[1] + 1
     camera, scales = [], []
-    for kernel_sign, part in ((1, np.maximum(kernel, 0)), (-1, np.maximum(-kernel, 0))):
-        if not part.any():
-            continue
-        mask, gain = optics.fourier_mask(part, grid.used)
-        field = optics.correlator(frames / SLM_FULL, mask, dev)
-        codes_out, full_scale = optics.exposure(np.abs(field) ** 2, dev, rng)
+    for shot in optics.camera_passes(frames / SLM_FULL, kernel, dev):
+        codes_out, full_scale = optics.exposure(shot.intensity, dev, rng)
         tiles = grid.unpack(codes_out)[:, :out_rows, :out_cols].astype(np.int64)
         for input_sign, half in ((1, slice(0, layout.tiles)), (-1, slice(layout.tiles, None))):
             camera.append(tiles[half].reshape(-1))
-            scales.append(pass_scale(kernel_sign * input_sign, gain, shift, full_scale))
-    out = readout(np.array(camera), np.array(scales))
+            scales.append(pass_scale(input_sign, shot.gain, shift, shot.field(full_scale)))
+    out = readout(np.array(camera), np.array(scales), dev.detection)
     return out.reshape(layout.tiles, out_rows, out_cols)

@@ -16,15 +16,26 @@ Physics, as modelled here (docs/convsharevit.md, "The 4f model"):
 * The mask is the centred DFT of the kernel's point-spread function, divided by its largest
   magnitude so that it is passive (transmission at most 1). The digital side multiplies
   that gain back.
-* A camera sees intensity, so every pass must have a non-negative field: inputs and kernels
-  are split into positive and negative parts, and the up to four pass results (square roots
-  of the intensities) are added with signs digitally. Both input parts share a frame, so
-  there are at most two masks per kernel.
+* A camera sees intensity, so a field's sign needs care. SLM amplitudes are non-negative:
+  inputs are split into positive and negative parts, which share a frame and are added with
+  signs digitally. The output field's sign is found one of two ways (``detection``):
+
+  - "homodyne" (default): a plane reference wave from the same laser, phase-locked to the
+    output and of amplitude ``reference`` times the pass's largest field, joins the signal
+    on the camera. Two exposures, with the reference at phase 0 and pi, give
+    ``|E + R|^2 - |E - R|^2 = 4 R E``: the field itself, signed and linear in the camera's
+    codes. One mask holds the whole signed kernel.
+  - "direct": the camera alone. Kernels are split too, one mask per sign, and every pass's
+    field is the square root of its intensity. Near zero the square root stretches the
+    camera's codes, so 8 bits of intensity leave about 4 bits of field there.
 * The DFT is circular; a tile's valid outputs read only that tile's pixels, so tiles sit
   edge to edge and no output wraps. "same" padding is explicit zeros around each tile.
 * Non-ideal mode quantises SLM amplitudes to ``slm_bits``; the camera's exposure puts a
   pass's brightest pixel at ``full_well`` electrons, with Poisson shot noise, Gaussian read
   noise and a ``camera_bits`` ADC.
+
+Each kernel shows its frames twice: two reference phases, or two masks (one, for direct
+detection of a kernel of one sign).
 
 The simulation transforms only the part of the frame that holds tiles: the zeros around it
 change no camera pixel that is read.
@@ -39,6 +50,12 @@ import numpy as np
 
 class OpticsError(ValueError):
     """A convolution or device the optical model cannot run."""
+
+
+#: How the camera recovers a signed field (module docstring).
+DETECTIONS = ("homodyne", "direct")
+#: The 4f output field's phase: each lens scales by 1/i, so two give -1.
+FOURF_PHASE = -1.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +78,10 @@ class Device:
         Electrons at the camera's full scale; Poisson shot noise follows from it.
     read_noise : float
         Camera read noise, electrons rms.
+    detection : {"homodyne", "direct"}
+        How the camera finds the output field's sign (module docstring).
+    reference : float
+        Homodyne reference amplitude over the pass's largest output field.
     seed : int
         Seed of the camera noise.
     """
@@ -73,6 +94,8 @@ class Device:
     camera_bits: int | None = 8
     full_well: float = 10_000.0
     read_noise: float = 5.0
+    detection: str = "homodyne"
+    reference: float = 0.5
     seed: int = 0
 
     def __post_init__(self):
@@ -84,6 +107,10 @@ class Device:
             raise OpticsError("wavelength, pitch, focal and full_well must be positive")
         if self.read_noise < 0 or len(self.slm) != 2 or min(self.slm) < 1:
             raise OpticsError("read_noise must be >= 0 and slm a (rows, cols) resolution")
+        if self.detection not in DETECTIONS:
+            raise OpticsError(f"detection '{self.detection}': use one of {DETECTIONS}")
+        if self.reference <= 0:
+            raise OpticsError("reference must be positive (times the largest output field)")
 
     @classmethod
     def make(cls, **device) -> Device:
@@ -251,30 +278,68 @@ def padded_tile(image: tuple, kernel: tuple, padding: str) -> tuple:
     return tuple(i + k - 1 for i, k in zip(image, kernel, strict=True))
 
 
+@dataclass(frozen=True)
+class CameraPass:
+    """One exposure of a kernel's frames: what the camera sees and how to read it.
+
+    ``sign`` is the kernel part's sign (direct) or the reference's (homodyne); ``gain`` is
+    the mask's; ``reference`` is the homodyne reference amplitude, None for direct.
+    """
+
+    sign: int
+    intensity: np.ndarray
+    gain: float
+    reference: float | None
+
+    def field(self, intensity):
+        """The signed correlation, before the mask's gain, that a measured ``intensity``
+        stands for: its square root (direct), or it over four references (homodyne; the
+        other reference phase's pass subtracts). At the camera's full scale, this is the
+        field of one unit of the readout's table (`pyref.optical_io.FIELD_TABLES`)."""
+        if self.reference is None:
+            return self.sign * np.sqrt(intensity)
+        return self.sign * intensity / (4 * self.reference)
+
+
+def camera_passes(amplitude: np.ndarray, kernel: np.ndarray, device: Device) -> list:
+    """The `CameraPass` list correlating SLM ``amplitude`` frames with ``kernel``."""
+    if device.detection == "homodyne":
+        mask, gain = fourier_mask(kernel, amplitude.shape[-2:])
+        signal = correlator(amplitude, mask, device)
+        reference = device.reference * (float(np.abs(signal).max()) or 1.0)
+        return [CameraPass(sign, np.abs(signal + sign * FOURF_PHASE * reference) ** 2, gain,
+                           reference) for sign in (1, -1)]
+    out = []
+    for sign, part in ((1, np.maximum(kernel, 0)), (-1, np.maximum(-kernel, 0))):
+        if part.any():
+            mask, gain = fourier_mask(part, amplitude.shape[-2:])
+            field = correlator(amplitude, mask, device)
+            out.append(CameraPass(sign, np.abs(field) ** 2, gain, None))
+    return out
+
+
 def passes(tiles: np.ndarray, kernel: np.ndarray, device: Device, ideal: bool,
            rng: np.random.Generator) -> tuple:
-    """Correlate non-negative-split ``tiles`` with ``kernel``; returns full-tile outputs
-    ``(tiles, th, tw)`` and the number of SLM frames shown."""
+    """Correlate signed ``tiles`` with ``kernel``; returns full-tile outputs
+    ``(tiles, th, tw)`` and the camera exposures taken (frames times passes)."""
     total = np.zeros(tiles.shape)
-    shown = 0
     signed = [(1, np.maximum(tiles, 0)), (-1, np.maximum(-tiles, 0))]
     signed = [(sign, part) for sign, part in signed if part.any()]
-    for kernel_sign, kernel_part in ((1, np.maximum(kernel, 0)), (-1, np.maximum(-kernel, 0))):
-        if not kernel_part.any() or not signed:
-            continue
-        layout = Layout.plan(len(signed) * len(tiles), tiles.shape[1:], device)
-        frames = layout.pack(np.concatenate([part for _, part in signed]))
-        scale = frames.max(axis=(-2, -1), keepdims=True)
-        scale = np.where(scale > 0, scale, 1.0)
-        amplitude = slm_amplitude(frames / scale, device, ideal)
-        mask, gain = fourier_mask(kernel_part, layout.used)
-        field = correlator(amplitude, mask, device)
-        measured = camera(np.abs(field) ** 2, device, ideal, rng)
-        values = layout.unpack(np.sqrt(measured) * scale * gain)
+    if not signed or not kernel.any():
+        return total, 0
+    layout = Layout.plan(len(signed) * len(tiles), tiles.shape[1:], device)
+    frames = layout.pack(np.concatenate([part for _, part in signed]))
+    scale = frames.max(axis=(-2, -1), keepdims=True)
+    scale = np.where(scale > 0, scale, 1.0)
+    amplitude = slm_amplitude(frames / scale, device, ideal)
+    shots = camera_passes(amplitude, kernel, device)
+    n = len(tiles)
+    for shot in shots:
+        measured = camera(shot.intensity, device, ideal, rng)
+        values = layout.unpack(shot.gain * shot.field(measured) * scale)
         for k, (input_sign, _) in enumerate(signed):
-            total += kernel_sign * input_sign * values[k * len(tiles):(k + 1) * len(tiles)]
-        shown += layout.frames
-    return total, shown
+            total += input_sign * values[k * n:(k + 1) * n]
+    return total, len(shots) * layout.frames
 
 
 def fourf_conv2d(image, kernel, padding: str = "valid", ideal: bool = True, **device):

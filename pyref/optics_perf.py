@@ -85,7 +85,8 @@ GPU_BYTES = 4
 
 
 def optical_frames(config: ConvShareConfig, batch: int, resolution: tuple) -> dict:
-    """SLM frames per layer name for ``batch`` images (every block; all four sign passes)."""
+    """SLM exposures per layer name for ``batch`` images (every block; two camera passes
+    per kernel, each of frames holding both input signs)."""
     device = Device(slm=resolution)
     out = {}
     for name, shape in config.layers().items():

@@ -243,8 +243,11 @@ def _residual(rng: np.random.Generator) -> dict:
 OPTICAL_PACKS = ((13, (8, 8), (5, 5), "valid", None), (9, (6, 7), (3, 4), "same", 8),
                  (4, (8, 16), (5, 13), "valid", 3))
 OPTICAL_SLM = (24, 32)
-#: Its camera readouts: passes and beats of each; short ones test the pass-to-pass drain.
-OPTICAL_READOUTS = ((4, 20), (1, 1), (2, 2), (3, 7), (4, 1), (1, 12), (4, 3))
+#: Its camera readouts: passes and beats of each; short ones test the pass-to-pass drain,
+#: and each of those has one of OPTICAL_SCALE's edges as its first scale.
+OPTICAL_READOUTS = ((4, 20), (1, 1), (2, 2), (3, 7), (4, 1), (1, 12), (4, 3), (3, 1), (2, 1),
+                    (1, 2))
+OPTICAL_EDGE_BEATS = 3
 
 
 def _optical_io(rng: np.random.Generator) -> dict:
@@ -268,15 +271,17 @@ def _optical_io(rng: np.random.Generator) -> dict:
             for field, v in (value.items() if isinstance(value, dict) else [("", value)]):
                 out[f"pack{i}.reg.{name}{'.' + field if field else ''}"] = np.array(v)
         out.update({f"pack{i}.{k}": v for k, v in optical_io.pack(x, shift, layout).items()})
+    edges = iter(OPTICAL_SCALE.edges())
     for j, (passes, beats) in enumerate(OPTICAL_READOUTS):
         camera = CAMERA_PIXEL.random(rng, (passes, beats * optical_io.LANES))
         camera.reshape(-1)[:2] = CAMERA_PIXEL.min_code, CAMERA_PIXEL.max_code
-        # Magnitudes 2^10 to 2^20: outputs mostly inside ACT, some saturating.
-        scales = rng.choice([-1, 1], passes) * 2 ** rng.uniform(10, 20, passes)
+        # Magnitudes 2^8 to 2^18 keep most outputs inside ACT; the edges mostly saturate.
+        scales = rng.choice([-1, 1], passes) * 2 ** rng.uniform(8, 18, passes)
         scales = scales.astype(np.int64)
-        scales[0] = OPTICAL_SCALE.edges()[j % len(OPTICAL_SCALE.edges())]
+        if beats <= OPTICAL_EDGE_BEATS:
+            scales[0] = next(edges)
         out.update({f"read{j}.camera": camera, f"read{j}.scales": scales,
-                    f"read{j}.y": optical_io.readout(camera, scales)})
+                    f"read{j}.y": optical_io.readout(camera, scales, optical_io.DETECTION)})
     return out
 
 

@@ -214,7 +214,8 @@ DESIGNS = {d.name: d for d in [
     Design("residual", "residual_add", ResidualAdd,
            {"lanes": HW_CONFIGS["ecp5-85f"].tile_out}, bench="sim.bench_residual"),
     Design("optical_io", "optical_io", OpticalIO,
-           {"lanes": optical_io.LANES, "depth": optical_io.READOUT_DEPTH},
+           {"lanes": optical_io.LANES, "depth": optical_io.READOUT_DEPTH,
+            "detection": optical_io.DETECTION},
            bench="sim.bench_optical_io"),
 ]}
 

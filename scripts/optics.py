@@ -1,7 +1,8 @@
 """make optics: ConvShareViT through the simulated 4f system, and the throughput model.
 
 Runs the shipped ConvShareViT checkpoints (valid and same) with every shared convolution on
-`pyref.optics`: ideal, then across SLM and camera bits and camera photon counts. Then times
+`pyref.optics`: ideal, then across SLM and camera bits and camera photon counts (homodyne
+detection), and at 8 bits with direct detection for comparison. Then times
 the same layers on the 4f system, a GPU and our FPGA (`pyref.optics_perf`). Writes
 build/report/optics.json and plots; `make report` shows them.
 """
@@ -28,6 +29,8 @@ BITS = (4, 5, 6, 8, 10)
 FULL_WELLS = (30.0, 100.0, 300.0, 1000.0, 10_000.0, 100_000.0)
 #: 8-bit SLM and camera with no noise: quantisation alone.
 NOISELESS = {"slm_bits": 8, "camera_bits": 8, "read_noise": 0.0, "full_well": 1e12}
+#: Direct detection (no reference wave): the camera's square root, with and without noise.
+DIRECT = {"detection": "direct"}
 #: Batches of the throughput model.
 BATCHES = (1, 64, 1024)
 #: SLM resolutions of the sensitivity sweep.
@@ -50,7 +53,8 @@ def accuracy_runs(images: int, seed: int, console) -> dict:
     variants = [n for n, c in CONFIGS.items() if c.mixer != "linear"]
     runs = [("ideal", {})] + [(f"bits {b}", {"slm_bits": b, "camera_bits": b}) for b in BITS]
     runs += [(f"full well {w:g}", {"full_well": w}) for w in FULL_WELLS]
-    runs += [("bits 8, no noise", NOISELESS)]
+    runs += [("bits 8, no noise", NOISELESS), ("direct, bits 8", DIRECT),
+             ("direct, bits 8, no noise", {**NOISELESS, **DIRECT})]
     out = {name: {"digital": float((predict(load(name), test) == test.labels).mean())}
            for name in CONFIGS}
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -271,7 +271,8 @@ def _optics_section() -> list:
     runs = [r for r in next(iter(acc.values())) if r != "ideal_changed_predictions"]
     lines = [f"## ConvShareViT on the 4f model (`make optics`, SEED={result['seed']})", "",
              f"Test accuracy (%) on {result['optics']['images']} images; bits are the SLM's "
-             "and the camera's, full well in electrons (8-bit SLM and camera).", "",
+             "and the camera's, full well in electrons (8-bit SLM and camera). Homodyne "
+             "detection unless the run says direct.", "",
              "| config | " + " | ".join(runs) + " |", "|---" * (len(runs) + 1) + "|"]
     for name, a in acc.items():
         lines.append(f"| {name} | " + " | ".join(f"{100 * a[r]:.1f}" if r in a else "-"
@@ -319,10 +320,13 @@ def _plot_optics_accuracy(optics: dict, path):
         right.semilogx(optics["full_wells"],
                        [100 * a[f"full well {w:g}"] for w in optics["full_wells"]], "o-",
                        label=name)
+        colour = left.lines[-1].get_color()
+        if "direct, bits 8" in a:  # optics.json from before the detection comparison
+            left.plot([8], [100 * a["direct, bits 8"]], "s", fillstyle="none", color=colour,
+                      label=f"{name}, direct detection")
         for ax in (left, right):
-            ax.axhline(100 * a["digital"], linestyle="--", linewidth=1,
-                       color=ax.lines[-1].get_color())
-    left.set_xlabel("SLM and camera bits")
+            ax.axhline(100 * a["digital"], linestyle="--", linewidth=1, color=colour)
+    left.set_xlabel("SLM and camera bits (homodyne; squares: direct)")
     right.set_xlabel("camera full well (electrons), 8-bit SLM and camera")
     left.set_ylabel("test accuracy (%)")
     left.legend()

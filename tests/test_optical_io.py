@@ -43,28 +43,35 @@ def test_pack_places_parts_where_the_optical_layout_does(padding):
     assert regs["neg"]["frame"] * layout.per_frame + first_neg == 11
 
 
-def test_readout_is_the_rounded_signed_sum():
+@pytest.mark.parametrize("detection", optics.DETECTIONS)
+def test_readout_is_the_rounded_signed_sum(detection):
     rng = np.random.default_rng(1)
     camera = rng.integers(0, 256, (4, 64))
     scales = rng.integers(-2**18, 2**18, 4)
-    amplitude = AMPLITUDE.dequantise(optical_io.SQRT_TABLE[camera])
-    exact = (amplitude * OPTICAL_SCALE.dequantise(scales)[:, None]).sum(axis=0)
-    got = optical_io.readout(camera, scales)
-    assert np.abs(got - np.clip(exact, ACT.min_code, ACT.max_code)).max() <= 0.5
+    field = {"homodyne": camera / 255, "direct": np.sqrt(camera / 255)}[detection]
+    assert np.abs(AMPLITUDE.dequantise(optical_io.FIELD_TABLES[detection][camera])
+                  - field).max() <= 2.0**-AMPLITUDE.frac / 2
+    exact = (field * OPTICAL_SCALE.dequantise(scales)[:, None]).sum(axis=0)
+    got = optical_io.readout(camera, scales, detection)
+    # Rounding to ACT, plus the table's rounding times four scales below 2^18 codes.
+    table_error = 4 * 2.0 ** -(AMPLITUDE.frac + 1) * 2.0 ** (18 - OPTICAL_SCALE.frac)
+    assert np.abs(got - np.clip(exact, ACT.min_code, ACT.max_code)).max() <= 0.5 + table_error
     assert OPTICAL_ACC.bits >= 1 + AMPLITUDE.bits + OPTICAL_SCALE.bits + 2  # four passes
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("detection", optics.DETECTIONS)
 @pytest.mark.parametrize("padding", ["valid", "same"])
-def test_integer_path_matches_conv2d_within_the_optics_error(padding):
+def test_integer_path_matches_conv2d_within_the_optics_error(padding, detection):
     """8-bit SLM and camera: a few percent, like the float model at the same settings."""
     rng = np.random.default_rng(2)
     x = ACT.quantise(rng.normal(0, 2, (34, 8, 8)))
     k = rng.normal(0, 0.3, (5, 5))
     ref = F.conv2d(torch.from_numpy(ACT.dequantise(x))[:, None],
                    torch.from_numpy(k)[None, None], padding=padding)[:, 0].numpy()
-    integer = ACT.dequantise(optical_io.conv(x, k, padding))
-    floating = optics.fourf_conv2d(ACT.dequantise(x), k, padding, ideal=False)
+    integer = ACT.dequantise(optical_io.conv(x, k, padding, detection=detection))
+    floating = optics.fourf_conv2d(ACT.dequantise(x), k, padding, ideal=False,
+                                   detection=detection)
     error = np.linalg.norm(integer - ref) / np.linalg.norm(ref)
     assert error < 0.1
     assert error < 1.5 * np.linalg.norm(floating - ref) / np.linalg.norm(ref)
@@ -78,6 +85,7 @@ def test_clear_errors():
     with pytest.raises(optics.OpticsError, match="8-bit"):
         optical_io.conv(np.zeros((1, 4, 4), dtype=np.int64), np.ones((2, 2)), slm_bits=6)
     with pytest.raises(Exception, match="outside"):
-        optical_io.readout(np.array([[256]]), np.array([1]))
+        optical_io.readout(np.array([[256]]), np.array([1]), "homodyne")
     with pytest.raises(optics.OpticsError, match="5 passes"):
-        optical_io.readout(np.zeros((5, 4), dtype=np.int64), np.ones(5, dtype=np.int64))
+        optical_io.readout(np.zeros((5, 4), dtype=np.int64), np.ones(5, dtype=np.int64),
+                           "homodyne")

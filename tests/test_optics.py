@@ -7,6 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from pyref.optics import (
+    DETECTIONS,
     Device,
     Layout,
     OpticsError,
@@ -31,8 +32,9 @@ def relative(a, b) -> float:
 
 
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("detection", DETECTIONS)
 @pytest.mark.parametrize("padding", ["valid", "same"])
-def test_ideal_equals_conv2d(padding):
+def test_ideal_equals_conv2d(padding, detection):
     """Random shapes, even and odd sizes, kernels up to the image size: <= 1e-9 relative."""
     rng = np.random.default_rng(7)
     sizes = set()
@@ -42,7 +44,8 @@ def test_ideal_equals_conv2d(padding):
         sizes.add((kh % 2, kw % 2))
         x = rng.normal(size=(rng.integers(1, 9), height, width))
         k = rng.normal(size=(kh, kw))
-        assert relative(fourf_conv2d(x, k, padding), conv2d(x, k, padding)) <= 1e-9
+        out = fourf_conv2d(x, k, padding, detection=detection)
+        assert relative(out, conv2d(x, k, padding)) <= 1e-9
     assert len(sizes) == 4  # every parity of kernel rows and columns was drawn
 
 
@@ -131,14 +134,31 @@ def test_non_ideal_errors_shrink_with_bits_and_photons():
     assert error(seed=5) == error(seed=5) != error(seed=6)
 
 
+def test_homodyne_reads_the_field_linearly():
+    """At 8 bits with no noise, homodyne's error is rounding alone; direct detection's square
+    root of 8-bit intensities leaves about 4 bits of field near zero, several times worse."""
+    rng = np.random.default_rng(3)
+    x, k = rng.normal(size=(64, 8, 8)), rng.normal(size=(5, 5))
+    ref = conv2d(x, k, "same")
+    noiseless = {"read_noise": 0, "full_well": 1e14}
+    homodyne, direct = (relative(fourf_conv2d(x, k, "same", ideal=False, detection=d,
+                                              **noiseless), ref) for d in DETECTIONS)
+    assert homodyne < 0.02 and direct > 4 * homodyne
+    # With 10,000 electrons, shot noise dominates and homodyne still wins.
+    homodyne, direct = (relative(fourf_conv2d(x, k, "same", ideal=False, detection=d), ref)
+                        for d in DETECTIONS)
+    assert direct > 2 * homodyne
+
+
 def test_sign_passes():
-    """Non-negative inputs and kernels need one mask and one input part, so one frame."""
+    """Direct detection: non-negative inputs and kernels need one mask and one input part,
+    so one exposure of one frame; signed ones two masks. Homodyne always takes two."""
     rng = np.random.default_rng(0)
     tiles = rng.random((4, 6, 6))
-    _, frames = passes(tiles, rng.random((2, 2)), Device(), True, rng)
-    assert frames == 1
-    _, frames = passes(tiles - 0.5, rng.random((2, 2)) - 0.5, Device(), True, rng)
-    assert frames == 2
+    cases = [(tiles, rng.random((2, 2)), 1), (tiles - 0.5, rng.random((2, 2)) - 0.5, 2)]
+    for x, k, direct in cases:
+        assert passes(x, k, Device(detection="direct"), True, rng)[1] == direct
+        assert passes(x, k, Device(), True, rng)[1] == 2
 
 
 @pytest.mark.parametrize("call, message", [
@@ -148,6 +168,8 @@ def test_sign_passes():
     (lambda: fourf_conv2d(np.ones((4, 4)), np.ones((2, 2)), pixel=1), "unknown device"),
     (lambda: fourf_conv2d(np.ones((40, 40)), np.ones((2, 2)), slm=(32, 32)), "does not fit"),
     (lambda: fourf_conv2d(np.ones((4, 4)), np.ones((2, 2)), slm_bits=0), "1..24 bits"),
+    (lambda: fourf_conv2d(np.ones((4, 4)), np.ones((2, 2)), detection="x"), "use one of"),
+    (lambda: fourf_conv2d(np.ones((4, 4)), np.ones((2, 2)), reference=0), "positive"),
     (lambda: fourf_conv2d(np.full((4, 4), np.nan), np.ones((2, 2))), "NaN"),
 ])
 def test_clear_errors(call, message):
