@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 WAVES_FLAG := $(if $(filter 1 yes true,$(WAVES)),--waves,)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-all train train-convshare fidelity optics sim sim-units vectors hls verilog bitstream report bench lint clean
+.PHONY: help setup test test-all train train-convshare fidelity optics sim sim-units sim-board vectors hls verilog bitstream report bench lint clean
 
 help: ## show this list
 	@echo "lumoe make targets (SEED=n picks the random vectors, WAVES=1 writes waveforms):"
@@ -61,6 +61,9 @@ sim: $(STAMP) ## the whole accelerator end to end (tiny, 8 images, both tasks), 
 
 sim-units: $(STAMP) ## every unit's bench in Verilator, bit-exact against pyref
 	$(PY) -m scripts.sim --units --seed=$(SEED) $(WAVES_FLAG)
+
+sim-board: $(STAMP) ## the board over its UART model: the host's code loads and runs the tiny model
+	$(PY) -m scripts.sim board --seed=$(SEED) $(WAVES_FLAG)
 
 bitstream: $(STAMP) ## ECP5 bitstreams and reports in build/bitstream/<design>
 	$(PY) -m scripts.bitstream --seed=$(SEED)

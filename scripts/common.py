@@ -12,6 +12,7 @@ from rich.console import Console
 from hls.flow import HlsError
 from pyref.config import ConfigError
 from pyref.formats import FormatError
+from pyref.host_link import HostLinkError
 from pyref.isa import ProgramError
 from pyref.optics import OpticsError
 from pyref.vectors import VectorError
@@ -28,7 +29,7 @@ REPORT = BUILD / "report"
 
 #: Errors whose message already says what is wrong and how to fix it.
 CLEAR_ERRORS = (HlsError, FormatError, VectorError, SimError, ConfigError, ProgramError,
-                OpticsError)
+                OpticsError, HostLinkError)
 
 
 class ToolError(RuntimeError):

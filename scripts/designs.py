@@ -11,6 +11,7 @@ from pathlib import Path
 from hls import flow
 from hw import ram_model
 from hw.attention import AttentionUnit
+from hw.board import Board
 from hw.emit import emit
 from hw.expert_combine import ExpertCombine
 from hw.kernels import kernel_unit
@@ -228,6 +229,14 @@ def accelerator(hw: str, memory_words: int) -> Accelerator:
     return Accelerator(get_hw_config(hw), memory_words)
 
 
+#: Clock cycles per serial bit of the simulated board: the fastest its receiver takes.
+BOARD_SIM_DIVISOR = 4
+
+
+def board(hw: str, memory_words: int, divisor: int) -> Board:
+    return Board(get_hw_config(hw), memory_words, divisor)
+
+
 def top_design(name: str, hw: str, memory_words: int, **bench_args) -> Design:
     """The whole accelerator of parameter set ``hw``, with the end-to-end bench."""
     kernels = dict.fromkeys(k for unit in ("linear", "attention", "moe", "layernorm")
@@ -251,6 +260,15 @@ TOP_DESIGNS = {d.name: d for d in [
     top_design("top_m3vit", "edge-moe", 1 << 21, config="m3vit-tiny", images=1,
                stall_images=1, max_cycles=20_000_000),
 ]}
+
+
+#: The board wrapper through its UART (sim/bench_board.py): the tiny model end to end.
+BOARD_DESIGN = Design("board", "board", board,
+                      {"hw": "ecp5-85f", "memory_words": TOP_MEMORY_WORDS,
+                       "divisor": BOARD_SIM_DIVISOR},
+                      kernels=TOP_DESIGNS["top"].kernels, bench="sim.bench_board", internals=False,
+                      models=(("lumoe_ram.v", ram_model.VERILOG),),
+                      bench_args={"config": "tiny", "max_cycles": 200_000})
 
 
 def design_argument(parser: argparse.ArgumentParser, known: dict = DESIGNS,

@@ -25,7 +25,7 @@ from rich.table import Table
 from pyref import vectors
 from scripts import report
 from scripts.common import REPORT, SIM, VECTORS, main, make_console, seed_argument
-from scripts.designs import DESIGNS, TOP_DESIGNS, design_argument
+from scripts.designs import BOARD_DESIGN, DESIGNS, TOP_DESIGNS, design_argument
 from sim import runner
 
 
@@ -40,8 +40,7 @@ def simulate(names, seed: int, waves: bool, console: Console) -> dict:
                MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
         for design in names:
-            design = ({**DESIGNS, **TOP_DESIGNS}[design] if isinstance(design, str)
-                      else design)
+            design = SIMULATED[design] if isinstance(design, str) else design
             if design.name in TOP_DESIGNS:
                 # Compile first: a checkpoint, config or memory size that cannot work is
                 # named here, not deep in the bench's log.
@@ -84,7 +83,8 @@ def _run_with_progress(design, sources, seed: int, waves: bool, progress, task) 
         except (OSError, ValueError):
             continue
         progress.update(task, total=state["total"], completed=state["done"],
-                        description=f"{design.name}: {state['label']}images x tasks")
+                        description=f"{design.name}: {state['label']}"
+                                    f"{state.get('what', 'images x tasks')}")
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
@@ -189,6 +189,9 @@ def model_table(model: dict) -> Table:
 #: `make sim`'s designs: the Edge-MoE accelerator end to end, and ConvShareViT's optical I/O
 #: unit (the electronics of the other system).
 MAKE_SIM = ("top", "optical_io")
+#: Every design with a bench: the units, the end-to-end runs and the board through its UART
+#: (`make sim-board`).
+SIMULATED = {**DESIGNS, **TOP_DESIGNS, BOARD_DESIGN.name: BOARD_DESIGN}
 
 
 @main
@@ -198,7 +201,7 @@ def run(argv=None):
     parser.add_argument("--waves", action="store_true", help="write FST waveforms (make: WAVES=1)")
     parser.add_argument("--units", action="store_true",
                         help="run every unit's bench instead of the whole accelerator")
-    design_argument(parser, {**DESIGNS, **TOP_DESIGNS},
+    design_argument(parser, SIMULATED,
                     f"{', '.join(MAKE_SIM)}, or every unit with --units")
     args = parser.parse_args(argv)
     console = make_console()

@@ -114,8 +114,11 @@ def _simulator_speed(xml: Path) -> float:
     return sim_ns / CLOCK_NS / wall_s if wall_s else 0.0
 
 
-def run(bench: Bench, *, vectors: Path, build: Path, seed: int, waves: bool = False) -> dict:
+def run(bench: Bench, *, vectors: Path, build: Path, seed: int, waves: bool = False,
+        tests: str | None = None) -> dict:
     """Build (when the sources changed) and run ``bench``; return its merged results.
+
+    ``tests`` is a regular expression: only the bench's tests whose names it matches run.
 
     Returns
     -------
@@ -173,7 +176,7 @@ def run(bench: Bench, *, vectors: Path, build: Path, seed: int, waves: bool = Fa
         runner.test(hdl_toplevel=bench.toplevel, hdl_toplevel_lang="verilog",
                     test_module=bench.module, build_dir=build_dir,
                     test_dir=build_dir, extra_env=env, waves=waves, seed=seed,
-                    results_xml=str(xml), log_file=test_log)
+                    results_xml=str(xml), log_file=test_log, test_filter=tests)
     except SystemExit:
         pass  # the simulator failed; the results below say how
     try:

@@ -1,0 +1,155 @@
+"""The host link: `pyref.host_link`'s byte protocol onto the accelerator's host ports."""
+
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.address_generator import descriptor_layout
+from pyref import host_link
+
+
+class HostLink(wiring.Component):
+    """Parses host commands from ``rx`` bytes, drives the accelerator, answers on ``tx``.
+
+    ``W`` sends a contiguous write descriptor and then a word per ``word_bits / 8`` bytes;
+    ``R`` a read descriptor, and each word read goes out a byte at a time; ``S`` starts a
+    task and counts cycles until ``busy`` falls. Replies leave through one shift register,
+    lowest byte first (`pyref.host_link` has the protocol).
+
+    Parameters
+    ----------
+    word_bits : int
+        The accelerator's memory word.
+    memory_words : int
+        Its memory, reported by ``I``.
+
+    Members
+    -------
+    rx : In(stream.Signature(8))
+    tx : Out(stream.Signature(8))
+    write_desc, read_desc : Out(stream.Signature(descriptor_layout()))
+    write : Out(stream.Signature(word_bits))
+    read : In(stream.Signature(word_bits))
+    memory_busy : In(1)
+        The accelerator's host ports are still moving words.
+    start : Out(stream.Signature(8))
+    busy : In(1)
+        The accelerator runs a task.
+    """
+
+    def __init__(self, word_bits: int, memory_words: int):
+        self.word_bits, self.memory_words = word_bits, memory_words
+        desc = stream.Signature(descriptor_layout())
+        super().__init__({
+            "rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
+            "write_desc": Out(desc), "read_desc": Out(desc),
+            "write": Out(stream.Signature(word_bits)), "read": In(stream.Signature(word_bits)),
+            "memory_busy": In(1),
+            "start": Out(stream.Signature(8)), "busy": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        word_bytes = self.word_bits // 8
+        identity = host_link.MAGIC + bytes([word_bytes]) + self.memory_words.to_bytes(4, "little")
+        header_bytes = max(host_link.HEADERS.values())
+        header = Signal(8 * header_bytes)
+        base, count, task = header[:32], header[32:48], header[-8:]
+        header_left = Signal(range(header_bytes + 1))
+        opcode = Signal(8)
+        words_left = Signal(16)
+        word = Signal(self.word_bits)
+        word_left = Signal(range(word_bytes + 1))
+        cycles = Signal(32)
+
+        # Replies: bytes leave from the bottom of `reply`; `reply_left` counts them.
+        reply = Signal(max(self.word_bits, 8 * len(identity)))
+        reply_left = Signal(range(len(reply) // 8 + 1))
+        m.d.comb += [self.tx.valid.eq(reply_left != 0), self.tx.payload.eq(reply[:8])]
+        with m.If(self.tx.valid & self.tx.ready):
+            m.d.sync += [reply.eq(reply >> 8), reply_left.eq(reply_left - 1)]
+
+        def answer(text: bytes | None = None, value=None):
+            """Queue a reply: constant ``text``, then ``value``'s bytes."""
+            prefix = Const(int.from_bytes(text, "little"), 8 * len(text)) if text else Cat()
+            parts = Cat(prefix, value) if value is not None else prefix
+            m.d.sync += [reply.eq(parts), reply_left.eq(len(parts) // 8)]
+
+        descriptor = {"base": base, "words": count, "lanes": 0, "count0": count, "stride0": 1,
+                      "count1": 1, "stride1": 0, "count2": 1, "stride2": 0}
+        for port in (self.write_desc, self.read_desc):
+            m.d.comb += [port.payload[name].eq(value) for name, value in descriptor.items()]
+        m.d.comb += [self.write.payload.eq(word), self.start.payload.eq(task)]
+
+        with m.FSM():
+            with m.State("opcode"):
+                m.d.comb += self.rx.ready.eq(reply_left == 0)
+                with m.If(self.rx.valid & self.rx.ready):
+                    m.d.sync += opcode.eq(self.rx.payload)
+                    with m.Switch(self.rx.payload):
+                        for op, length in host_link.HEADERS.items():
+                            with m.Case(op[0]):
+                                m.d.sync += header_left.eq(length)
+                                m.next = "header"
+                        with m.Default():
+                            answer(host_link.UNKNOWN)
+            with m.State("header"):
+                m.d.comb += self.rx.ready.eq(header_left != 0)
+                with m.If(self.rx.valid & self.rx.ready):
+                    m.d.sync += [header.eq(Cat(header[8:], self.rx.payload)),
+                                 header_left.eq(header_left - 1)]
+                with m.If(header_left == 0):
+                    with m.Switch(opcode):
+                        with m.Case(host_link.IDENTIFY[0]):
+                            answer(identity)
+                            m.next = "opcode"
+                        with m.Case(host_link.WRITE[0]):
+                            m.next = "write_desc"
+                        with m.Case(host_link.READ[0]):
+                            m.next = "read_desc"
+                        with m.Case(host_link.START[0]):
+                            m.next = "start"
+            with m.State("write_desc"):
+                m.d.comb += self.write_desc.valid.eq(1)
+                with m.If(self.write_desc.ready):
+                    m.d.sync += [words_left.eq(count), word_left.eq(word_bytes)]
+                    m.next = "write_words"
+            with m.State("write_words"):
+                # A word gathers its bytes lowest first, then waits for the port.
+                m.d.comb += [self.rx.ready.eq(word_left != 0),
+                             self.write.valid.eq(word_left == 0)]
+                with m.If(self.rx.valid & self.rx.ready):
+                    m.d.sync += [word.eq(Cat(word[8:], self.rx.payload)),
+                                 word_left.eq(word_left - 1)]
+                with m.If(self.write.valid & self.write.ready):
+                    m.d.sync += [words_left.eq(words_left - 1), word_left.eq(word_bytes)]
+                    with m.If(words_left == 1):
+                        m.next = "write_drain"
+            with m.State("write_drain"):
+                with m.If(~self.memory_busy):
+                    answer(host_link.WRITTEN)
+                    m.next = "opcode"
+            with m.State("read_desc"):
+                m.d.comb += self.read_desc.valid.eq(1)
+                with m.If(self.read_desc.ready):
+                    m.d.sync += words_left.eq(count)
+                    m.next = "read_words"
+            with m.State("read_words"):
+                m.d.comb += self.read.ready.eq(reply_left == 0)
+                with m.If(self.read.valid & self.read.ready):
+                    answer(value=self.read.payload)
+                    m.d.sync += words_left.eq(words_left - 1)
+                    with m.If(words_left == 1):
+                        m.next = "opcode"
+            with m.State("start"):
+                m.d.comb += self.start.valid.eq(1)
+                with m.If(self.start.ready):
+                    m.d.sync += cycles.eq(1)
+                    m.next = "run"
+            with m.State("run"):
+                # `busy` rises the cycle after the start is taken.
+                m.d.sync += cycles.eq(cycles + 1)
+                with m.If(~self.busy):
+                    answer(host_link.DONE, cycles)
+                    m.next = "opcode"
+        return m
