@@ -62,8 +62,8 @@ sim: $(STAMP) ## the whole accelerator end to end (tiny, 8 images, both tasks), 
 sim-units: $(STAMP) ## every unit's bench in Verilator, bit-exact against pyref
 	$(PY) -m scripts.sim --units --seed=$(SEED) $(WAVES_FLAG)
 
-sim-board: $(STAMP) ## the board over its UART model: the host's code loads and runs the tiny model
-	$(PY) -m scripts.sim board --seed=$(SEED) $(WAVES_FLAG)
+sim-board: $(STAMP) ## the board over its UART model, memory simulated then SDRAM: the host's code loads and runs the tiny model
+	$(PY) -m scripts.sim board board_sdram --seed=$(SEED) $(WAVES_FLAG)
 
 bitstream: $(STAMP) ## ECP5 bitstreams and reports in build/bitstream/<design>
 	$(PY) -m scripts.bitstream --seed=$(SEED)

@@ -2,6 +2,7 @@
 
 from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.host_link import HostLink
@@ -9,6 +10,10 @@ from hw.top import Accelerator
 from hw.uart_rx import UartRx
 from hw.uart_tx import UartTx
 from pyref.config import HardwareConfig
+from pyref.sdram import Sdram
+
+#: Bytes the board holds while its link waits: 16 bytes cover 160 bit times.
+RX_FIFO_DEPTH = 16
 
 
 class Board(wiring.Component):
@@ -20,6 +25,8 @@ class Board(wiring.Component):
     memory_words : int
     divisor : int
         Clock cycles per serial bit.
+    sdram : pyref.sdram.Sdram or None
+        The memory chip (`hw.top.Accelerator`); None simulates the memory.
 
     Members
     -------
@@ -30,13 +37,16 @@ class Board(wiring.Component):
     status : Out(4)
         The accelerator runs a task, the link moves words, a framing error, an overrun
         (the last two stay set until reset): for LEDs.
+    sdram : Out(hw.sdram_port.pins_signature(sdram)), with ``sdram`` only
     """
 
-    def __init__(self, hw: HardwareConfig, memory_words: int, divisor: int):
-        self.accelerator = Accelerator(hw, memory_words)
+    def __init__(self, hw: HardwareConfig, memory_words: int, divisor: int,
+                 sdram: Sdram | None = None):
+        self.accelerator = Accelerator(hw, memory_words, sdram)
         self.link = HostLink(self.accelerator.word_bits, memory_words)
         self.uart_rx, self.uart_tx = UartRx(divisor), UartTx(divisor)
-        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "status": Out(4)})
+        pins = {"sdram": self.accelerator.signature.members["sdram"]} if sdram else {}
+        super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1), "status": Out(4), **pins})
 
     def elaborate(self, platform):
         m = Module()
@@ -44,13 +54,20 @@ class Board(wiring.Component):
         m.submodules.accelerator, m.submodules.link = acc, link
         m.submodules.uart_rx, m.submodules.uart_tx = self.uart_rx, self.uart_tx
         m.d.comb += [self.uart_rx.rx.eq(self.rx), self.tx.eq(self.uart_tx.tx)]
-        wiring.connect(m, self.uart_rx.o, link.rx)
+        # Bytes wait here while the link waits for the memory (a refresh, the arbiter):
+        # the serial line has no flow control.
+        m.submodules.rx_fifo = fifo = SyncFIFO(width=8, depth=RX_FIFO_DEPTH)
+        wiring.connect(m, self.uart_rx.o, fifo.w_stream)
+        wiring.connect(m, fifo.r_stream, link.rx)
         wiring.connect(m, link.tx, self.uart_tx.i)
         for link_port, acc_port in (("write_desc", "host_write_desc"), ("write", "host_write"),
                                     ("read_desc", "host_read_desc"), ("start", "start")):
             wiring.connect(m, getattr(link, link_port), getattr(acc, acc_port))
         wiring.connect(m, acc.host_read, link.read)
-        m.d.comb += [link.memory_busy.eq(acc.host_busy), link.busy.eq(acc.busy),
+        if "sdram" in self.signature.members:
+            wiring.connect(m, acc.sdram, wiring.flipped(self.sdram))
+        m.d.comb += [link.memory_busy.eq(acc.host_busy), link.memory_ready.eq(acc.memory_ready),
+                     link.busy.eq(acc.busy),
                      self.status.eq(Cat(acc.busy, acc.host_busy, self.uart_rx.framing,
                                         self.uart_rx.overrun))]
         return m

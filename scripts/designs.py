@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from hls import flow
-from hw import ram_model
+from hw import ram_model, ulx3s
 from hw.attention import AttentionUnit
 from hw.board import Board
 from hw.emit import emit
@@ -21,11 +21,13 @@ from hw.mac import MacUnit
 from hw.moe import MoeUnit
 from hw.optical_io import OpticalIO
 from hw.residual import ResidualAdd
+from hw.sdram_port import SdramPort
 from hw.softmax_unit import SoftmaxUnit
 from hw.token_gather import TokenGather
 from hw.top import Accelerator
-from pyref import optical_io, vectors
+from pyref import isa, optical_io, vectors
 from pyref.config import CONFIGS, HW_CONFIGS, get_hw_config
+from pyref.sdram import ULX3S
 from scripts.common import HLS, VERILOG
 from sim.runner import Bench
 
@@ -60,6 +62,9 @@ class Design:
         Its bench reads signals inside the design (slower simulation).
     models : tuple of (str, str)
         Verilog models the design instantiates, as (file name, text).
+    lpf : callable or None
+        A board's top level: the constraint file's text, its pins the design's own. Without
+        one, the bitstream wraps the design in a `hw.pin_harness.PinHarness`.
     """
 
     name: str
@@ -74,6 +79,7 @@ class Design:
     router: str = "router1"
     internals: bool = True
     models: tuple = ()
+    lpf: Callable | None = None
 
     def component(self):
         return self.factory(**self.params)
@@ -182,6 +188,11 @@ def moe_unit(hw: str) -> MoeUnit:
     return MoeUnit(hw.max_experts, hw.top_k, hw.max_tokens)
 
 
+def sdram_port(width: int) -> SdramPort:
+    """The board's memory port on the ULX3S's SDRAM."""
+    return SdramPort(width, ULX3S)
+
+
 DESIGNS = {d.name: d for d in [
     *(kernel_design(k) for k in flow.KERNELS),
     Design("mac", "mac", MacUnit, {"lanes": 4}, bench="sim.bench_mac"),
@@ -214,6 +225,8 @@ DESIGNS = {d.name: d for d in [
            bench_args={"configs": list(CONFIGS)}),
     Design("residual", "residual_add", ResidualAdd,
            {"lanes": HW_CONFIGS["ecp5-85f"].tile_out}, bench="sim.bench_residual"),
+    Design("sdram", "sdram_port", sdram_port,
+           {"width": isa.word_bits(HW_CONFIGS["ecp5-85f"])}, bench="sim.bench_sdram"),
     Design("optical_io", "optical_io", OpticalIO,
            {"lanes": optical_io.LANES, "depth": optical_io.READOUT_DEPTH,
             "detection": optical_io.DETECTION},
@@ -233,8 +246,8 @@ def accelerator(hw: str, memory_words: int) -> Accelerator:
 BOARD_SIM_DIVISOR = 4
 
 
-def board(hw: str, memory_words: int, divisor: int) -> Board:
-    return Board(get_hw_config(hw), memory_words, divisor)
+def board(hw: str, memory_words: int, divisor: int, sdram: bool) -> Board:
+    return Board(get_hw_config(hw), memory_words, divisor, ULX3S if sdram else None)
 
 
 def top_design(name: str, hw: str, memory_words: int, **bench_args) -> Design:
@@ -262,13 +275,33 @@ TOP_DESIGNS = {d.name: d for d in [
 ]}
 
 
-#: The board wrapper through its UART (sim/bench_board.py): the tiny model end to end.
-BOARD_DESIGN = Design("board", "board", board,
-                      {"hw": "ecp5-85f", "memory_words": TOP_MEMORY_WORDS,
-                       "divisor": BOARD_SIM_DIVISOR},
-                      kernels=TOP_DESIGNS["top"].kernels, bench="sim.bench_board", internals=False,
-                      models=(("lumoe_ram.v", ram_model.VERILOG),),
-                      bench_args={"config": "tiny", "max_cycles": 200_000})
+def board_design(name: str, sdram: bool) -> Design:
+    """The board through its UART (sim/bench_board.py), its memory simulated or the
+    ULX3S's SDRAM on the chip model: the tiny model end to end."""
+    word_bits = isa.word_bits(HW_CONFIGS["ecp5-85f"])
+    words = ULX3S.words(word_bits) if sdram else TOP_MEMORY_WORDS
+    return Design(name, "board", board,
+                  {"hw": "ecp5-85f", "memory_words": words, "divisor": BOARD_SIM_DIVISOR,
+                   "sdram": sdram},
+                  kernels=TOP_DESIGNS["top"].kernels, bench="sim.bench_board",
+                  internals=False,
+                  models=() if sdram else (("lumoe_ram.v", ram_model.VERILOG),),
+                  bench_args={"config": "tiny", "max_cycles": 2_000_000})
+
+
+#: `make sim-board`: the board with a simulated memory, then on the SDRAM chip model.
+BOARD_DESIGNS = {d.name: d for d in [board_design("board", False),
+                                     board_design("board_sdram", True)]}
+
+
+def ulx3s_board(hw: str) -> ulx3s.Ulx3s:
+    return ulx3s.Ulx3s(get_hw_config(hw))
+
+
+#: Boards: the whole accelerator behind its host link, with the board's clock, reset and
+#: SDRAM (`python -m scripts.bitstream ulx3s`).
+BOARDS = {"ulx3s": Design("ulx3s", "ulx3s_top", ulx3s_board, {"hw": "ecp5-85f"},
+                          kernels=TOP_DESIGNS["top"].kernels, lpf=ulx3s.lpf)}
 
 
 def design_argument(parser: argparse.ArgumentParser, known: dict = DESIGNS,

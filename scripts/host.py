@@ -9,11 +9,12 @@ the integer model: the same host code the board's cocotb bench runs (`make sim-b
 import argparse
 import time
 
+from hw import ulx3s
 from pyref import host_link
 from pyref.config import ConfigError
 from pyref.workload import workload
 from scripts.common import main, make_console, seed_argument
-from scripts.designs import BOARD_DESIGN
+from scripts.designs import BOARDS
 
 #: Seconds the host waits for a reply before it names the problem.
 TIMEOUT_S = 5.0
@@ -34,9 +35,9 @@ def run(argv=None):
     import serial
 
     console = make_console()
-    a = BOARD_DESIGN.params
-    work = workload(BOARD_DESIGN.bench_args["config"], a["hw"], args.images, args.seed,
-                    a["memory_words"])
+    # The model the ULX3S bitstream runs, compiled for its memory.
+    hw = BOARDS["ulx3s"].params["hw"]
+    work = workload("tiny", hw, args.images, args.seed, ulx3s.memory_words(hw))
     try:
         port = serial.Serial(args.port, args.baud, timeout=TIMEOUT_S)
     except serial.SerialException as e:

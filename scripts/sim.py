@@ -25,7 +25,7 @@ from rich.table import Table
 from pyref import vectors
 from scripts import report
 from scripts.common import REPORT, SIM, VECTORS, main, make_console, seed_argument
-from scripts.designs import BOARD_DESIGN, DESIGNS, TOP_DESIGNS, design_argument
+from scripts.designs import BOARD_DESIGNS, DESIGNS, TOP_DESIGNS, design_argument
 from sim import runner
 
 
@@ -189,9 +189,9 @@ def model_table(model: dict) -> Table:
 #: `make sim`'s designs: the Edge-MoE accelerator end to end, and ConvShareViT's optical I/O
 #: unit (the electronics of the other system).
 MAKE_SIM = ("top", "optical_io")
-#: Every design with a bench: the units, the end-to-end runs and the board through its UART
-#: (`make sim-board`).
-SIMULATED = {**DESIGNS, **TOP_DESIGNS, BOARD_DESIGN.name: BOARD_DESIGN}
+#: Every design with a bench: the units, the end-to-end runs and the board through its UART,
+#: on a simulated memory and on the SDRAM chip model (`make sim-board`).
+SIMULATED = {**DESIGNS, **TOP_DESIGNS, **BOARD_DESIGNS}
 
 
 @main

@@ -4,7 +4,8 @@ code (`pyref.host_link`) over a UART model.
 ``link`` checks the protocol: identify, words written and read back, a byte that is no
 command. ``end_to_end`` loads the compiled tiny model, runs one image through every task and
 compares the logits with `pyref.intmodel.IntModel`'s. With stalls, the host leaves random
-gaps between its bytes.
+gaps between its bytes. On a board with SDRAM, the chip model (`sim.sdram_chip`) holds the
+memory and any broken timing rule counts as a mismatch.
 """
 
 import json
@@ -19,7 +20,9 @@ from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
 
 from pyref import host_link, isa
 from pyref.config import get_hw_config
+from pyref.sdram import ULX3S
 from pyref.workload import workload
+from sim.sdram_chip import ChipModel
 from sim.streams import CLOCK_NS, StreamTB
 
 
@@ -72,6 +75,18 @@ class TB(StreamTB):
         gaps = random.Random(f"{self.seed}-gaps") if stalls else None
         self.uart = UartModel(dut, self.divisor, gaps)
         self.rng = np.random.default_rng(self.seed)
+        hw = get_hw_config(self.info["hw"])
+        self.chip = (ChipModel(dut, "sdram", self.counter, ULX3S, isa.word_bits(hw),
+                               f"{self.seed}-chip-{stalls}") if self.info["sdram"] else None)
+
+    def board_errors(self) -> int:
+        """A framing error or an overrun the board flagged, and the rules the SDRAM chip
+        model saw broken."""
+        flags = int(self.dut.status.value) >> 2
+        if flags:
+            self.log.error("the board's UART flagged %s", {1: "a framing error",
+                                                           2: "an overrun"}.get(flags, "both"))
+        return int(flags != 0) + (len(self.chip.finish()) if self.chip else 0)
 
     def cycles_for(self, count: int) -> int:
         """A generous bound on the cycles ``count`` bytes take on the line."""
@@ -120,9 +135,7 @@ class TB(StreamTB):
         await self.uart.send(b"x")
         unknown = await self.uart.receive(1, self.cycles_for(1))
         mismatches += int(unknown != host_link.UNKNOWN) + self.uart.framing_errors
-        status = int(self.dut.status.value)
-        mismatches += int(status >> 2 != 0)  # no framing error or overrun on the board
-        return {"vectors": checked, "mismatches": mismatches}
+        return {"vectors": checked, "mismatches": mismatches + self.board_errors()}
 
     async def end_to_end(self) -> dict:
         """Load the tiny model, run one image through every task, compare the logits."""
@@ -147,6 +160,7 @@ class TB(StreamTB):
             result["mismatches"] += wrong
             result["cycles"] += cycles
             result["runs"].append({"task": task, "cycles": cycles, "logits": logits.tolist()})
+        result["mismatches"] += self.board_errors()
         return result
 
 

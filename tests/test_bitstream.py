@@ -21,3 +21,13 @@ def test_mac_bitstream_and_report(tmp_path):
     assert 0 < report["lut4"] < report["capacity"]["lut4"]
     assert (tmp_path / "mac" / "mac_top.bit").stat().st_size > 100_000
     assert report["target_mhz"] == 100.0 and report["timing_met"] == (report["fmax_mhz"] >= 100)
+
+
+def test_a_design_too_big_for_the_device_is_named(tmp_path):
+    # nextpnr's utilisation table, as it prints it before it gives up on placement.
+    log = tmp_path / "nextpnr.log"
+    table = ("Info: \t              DP16KD:     311/    208   149%\n"
+             "Info: \t          MULT18X18D:     120/    156    76%\n")
+    with pytest.raises(bitstream.ToolError, match="needs 311 DP16KD of 208; see"):
+        bitstream.step(["python3", "-c", f"print({table!r}); raise SystemExit(1)"], log,
+                       "nextpnr-ecp5")

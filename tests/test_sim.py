@@ -9,7 +9,7 @@ from hw.linear_datapath import LinearDatapath
 from pyref import machine, perf, vectors
 from pyref.config import get_config, get_hw_config
 from pyref.workload import workload
-from scripts.designs import BOARD_DESIGN, DESIGNS, TOP_DESIGNS
+from scripts.designs import BOARD_DESIGNS, DESIGNS, TOP_DESIGNS
 from sim import runner
 
 #: Every kernel at one seed; the MAC and softmax units at two widths; a second seed on a few.
@@ -182,23 +182,33 @@ def test_accelerator_runs_tiny_end_to_end_bit_exact(tmp_path):
             assert abs(cost.cycles() - measured) <= perf.TOLERANCE * measured, cost.name
 
 
-def run_board(tmp_path, tests: str | None):
-    sources = BOARD_DESIGN.verilog(tmp_path / "verilog", tmp_path / "hls")
-    return runner.run(BOARD_DESIGN.bench_spec(sources), vectors=tmp_path / "vectors",
+def run_board(tmp_path, name: str, tests: str | None):
+    design = BOARD_DESIGNS[name]
+    sources = design.verilog(tmp_path / "verilog", tmp_path / "hls")
+    return runner.run(design.bench_spec(sources), vectors=tmp_path / "vectors",
                       build=tmp_path / "sim", seed=3, tests=tests)
 
 
 def test_board_speaks_the_host_protocol_over_its_uart(tmp_path):
     # The host's own code over the UART model: identify, words written and read back (with
     # and without gaps between bytes), an unknown byte. make sim-board adds the whole model.
-    result = run_board(tmp_path, "link")
+    result = run_board(tmp_path, "board", "link")
     assert (result["tests"], result["failed"], result["mismatches"]) == (2, 0, 0)
     assert result["vectors"] == (1 + 5 + 37) * 8
 
 
 @pytest.mark.slow
-def test_board_runs_tiny_end_to_end_over_its_uart(tmp_path):
-    result = run_board(tmp_path, None)
+@pytest.mark.parametrize("name", ["board", "board_sdram"])
+def test_board_runs_tiny_end_to_end_over_its_uart(tmp_path, name):
+    result = run_board(tmp_path, name, None)
     assert (result["tests"], result["failed"], result["mismatches"]) == (3, 0, 0)
     runs = result["breakdown"]["runs"]
     assert [r["task"] for r in runs] == [0, 1] and all(r["cycles"] > 0 for r in runs)
+
+
+def test_sdram_controller_keeps_the_chips_rules(tmp_path):
+    # Random bursts across rows, banks and the chip's top, idle stretches that need
+    # refreshes; the chip model stops at the first broken timing rule.
+    result = run_case(tmp_path, "sdram", {}, 4)
+    assert (result["tests"], result["failed"], result["mismatches"]) == (2, 0, 0)
+    assert result["vectors"] > 0 and result["cycles"] >= result["ideal_cycles"]
