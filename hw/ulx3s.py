@@ -26,21 +26,21 @@ assert OSCILLATOR_MHZ * PLL["CLKFB_DIV"] // PLL["CLKI_DIV"] == CLOCK_MHZ
 assert 400 <= CLOCK_MHZ * PLL["CLKOP_DIV"] <= 800
 
 #: Package sites of every pin (ULX3S v2.x/v3.0.x schematic and constraint file): name,
-#: direction, sites lowest bit first.
+#: sites lowest bit first.
 PINS = [
-    ("clk_25mhz", "i", ["G2"]),
-    ("btn_pwr_n", "i", ["D6"]),  # pressed is low: the reset
-    ("ftdi_txd", "i", ["M1"]),   # the host's transmit, our receive
-    ("ftdi_rxd", "o", ["L4"]),
-    ("led", "o", ["B2", "C2", "C1", "D2", "D1", "E2", "E1", "H3"]),
-    ("sdram_clk", "o", ["F19"]), ("sdram_cke", "o", ["F20"]), ("sdram_csn", "o", ["P20"]),
-    ("sdram_wen", "o", ["T20"]), ("sdram_rasn", "o", ["R20"]), ("sdram_casn", "o", ["T19"]),
-    ("sdram_a", "o", ["M20", "M19", "L20", "L19", "K20", "K19", "K18", "J20", "J19", "H20",
-                      "N19", "G20", "G19"]),
-    ("sdram_ba", "o", ["P19", "N20"]),
-    ("sdram_dqm", "o", ["U19", "E20"]),
-    ("sdram_d", "io", ["J16", "L18", "M18", "N18", "P18", "T18", "T17", "U20", "E19", "D20",
-                       "D19", "C20", "E18", "F18", "J18", "J17"]),
+    ("clk_25mhz", ["G2"]),
+    ("btn_pwr_n", ["D6"]),  # pressed is low: the reset
+    ("ftdi_txd", ["M1"]),   # the host's transmit, our receive
+    ("ftdi_rxd", ["L4"]),
+    ("led", ["B2", "C2", "C1", "D2", "D1", "E2", "E1", "H3"]),
+    ("sdram_clk", ["F19"]), ("sdram_cke", ["F20"]), ("sdram_csn", ["P20"]),
+    ("sdram_wen", ["T20"]), ("sdram_rasn", ["R20"]), ("sdram_casn", ["T19"]),
+    ("sdram_a", ["M20", "M19", "L20", "L19", "K20", "K19", "K18", "J20", "J19", "H20", "N19",
+                 "G20", "G19"]),
+    ("sdram_ba", ["P19", "N20"]),
+    ("sdram_dqm", ["U19", "E20"]),
+    ("sdram_d", ["J16", "L18", "M18", "N18", "P18", "T18", "T17", "U20", "E19", "D20", "D19",
+                 "C20", "E18", "F18", "J18", "J17"]),
 ]
 
 
@@ -52,7 +52,7 @@ def memory_words(hw: str) -> int:
 def lpf() -> str:
     """The nextpnr constraint file: sites, 3.3 V I/O and the oscillator's frequency."""
     lines = []
-    for name, _, sites in PINS:
+    for name, sites in PINS:
         for k, site in enumerate(sites):
             port = f"{name}[{k}]" if len(sites) > 1 else name
             pull = "UP" if name in ("btn_pwr_n", "ftdi_txd") else "NONE"
@@ -76,7 +76,7 @@ class Ulx3s(wiring.Component):
         self.board = Board(hw, memory_words(hw.name), CLOCK_MHZ * 1_000_000 // host_link.BAUD,
                            CHIP)
         self.ports = {name: IOPort(len(sites), name=name)
-                      for name, _, sites in PINS}
+                      for name, sites in PINS}
         super().__init__({})  # every pin is an IOPort, a top-level port of its own
 
     def elaborate(self, platform):

@@ -31,3 +31,14 @@ def test_a_design_too_big_for_the_device_is_named(tmp_path):
     with pytest.raises(bitstream.ToolError, match="needs 311 DP16KD of 208; see"):
         bitstream.step(["python3", "-c", f"print({table!r}); raise SystemExit(1)"], log,
                        "nextpnr-ecp5")
+
+
+def test_ulx3s_constraints_place_every_pin_on_its_own_site():
+    from hw import ulx3s
+
+    text = ulx3s.lpf()
+    sites = [line.split('SITE "')[1].rstrip('";') for line in text.splitlines()
+             if line.startswith("LOCATE")]
+    assert len(sites) == sum(len(s) for _, s in ulx3s.PINS) == len(set(sites)) == 51
+    assert 'LOCATE COMP "clk_25mhz" SITE "G2";' in text and "FREQUENCY PORT" in text
+    assert 'LOCATE COMP "sdram_d[15]" SITE "J17";' in text
