@@ -26,7 +26,8 @@ from scripts.common import BITSTREAM, HLS, ToolError, main, make_console, seed_a
 from scripts.designs import BOARDS, DESIGNS, design_argument
 from scripts.netlist import pack_registers
 
-DEVICE = {"name": "LFE5U-85F", "nextpnr": "--85k", "package": "CABGA381"}
+DEVICE = {"name": "LFE5U-85F", "nextpnr": "--85k", "package": "CABGA381",
+          "capacity": {"lut4": 83_640, "ff": 83_640, "dsp": 156, "bram": 208}}
 #: nextpnr cell types behind each report field.
 CELLS = {"lut4": "TRELLIS_COMB", "ff": "TRELLIS_FF", "dsp": "MULT18X18D", "bram": "DP16KD"}
 
@@ -74,11 +75,12 @@ def synthesis_script(sources: list, top: str, netlist: str) -> str:
 
 
 def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = None,
-          root: Path = BITSTREAM) -> dict:
+          root: Path = BITSTREAM, synth_only: bool = False) -> dict:
     """Synthesise, place, route and pack design ``name`` into ``root/name``; return its report.
 
     ``freq_mhz`` overrides the design's own timing target. A missed target still gives a
-    bitstream and a report (with ``timing_met`` false).
+    bitstream and a report (with ``timing_met`` false). ``synth_only`` stops after yosys
+    and reports its cell counts (`synthesis_counts`), minutes before placement would.
     """
     design = {**DESIGNS, **BOARDS}[name]
     freq_mhz = freq_mhz or design.target_mhz
@@ -100,6 +102,12 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
           "-p", synthesis_script([os.path.relpath(s, out) for s in sources], top, netlist)],
          out / "yosys.out", "yosys")
     synthesised = json.loads((out / netlist).read_text())
+    if synth_only:
+        report = {"design": name, "synth_only": True,
+                  **synthesis_counts(synthesised["modules"][top]),
+                  "capacity": DEVICE["capacity"], "build_s": round(time.monotonic() - start, 1)}
+        (out / "synth.json").write_text(json.dumps(report, indent=2) + "\n")
+        return report
     packed = pack_registers(synthesised, top)
     (out / f"{top}.packed.json").write_text(json.dumps(synthesised))
     console.print(f"{name}: nextpnr-ecp5 place and route at {freq_mhz} MHz")
@@ -138,17 +146,46 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     return report
 
 
+def synthesis_counts(module: dict) -> dict:
+    """The device resources a synthesised (flat) module takes, as yosys mapped it: LUT4s
+    (a CCU2C carry cell is two), flip-flops, multipliers and block RAMs. Distributed RAM
+    (TRELLIS_DPR16X4) is counted on its own."""
+    types = [cell["type"] for cell in module["cells"].values()]
+    return {"lut4": types.count("LUT4") + 2 * types.count("CCU2C"),
+            "ff": types.count("TRELLIS_FF"), "dsp": types.count("MULT18X18D"),
+            "bram": types.count("DP16KD"), "dpr16x4": types.count("TRELLIS_DPR16X4")}
+
+
+def print_synthesis(reports: list, console: Console):
+    table = Table(title=f"ECP5 synthesis only ({DEVICE['name']}; placement may need more)")
+    fields = ("lut4", "ff", "dsp", "bram")
+    for column in ("design", "LUT4", "FF", "DSP", "BRAM", "DPR16X4", "fits", "build s"):
+        table.add_column(column, no_wrap=True)
+    for r in reports:
+        over = [f for f in fields if r[f] > DEVICE["capacity"][f]]
+        table.add_row(r["design"], *(str(r[f]) for f in (*fields, "dpr16x4")),
+                      "yes" if not over else f"[red]no: {', '.join(over)}[/red]",
+                      str(r["build_s"]))
+    console.print(table)
+
+
 @main
 def run(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     seed_argument(parser)
     parser.add_argument("--freq", type=float, default=None,
                         help="target clock in MHz for every design (default: each design's own)")
+    parser.add_argument("--synth-only", action="store_true",
+                        help="stop after yosys and report its cell counts against the device")
     design_argument(parser, {**DESIGNS, **BOARDS}, "every unit and kernel")
     args = parser.parse_args(argv)
     console = make_console()
-    reports = [build(n, freq_mhz=args.freq, seed=args.seed, console=console)
+    reports = [build(n, freq_mhz=args.freq, seed=args.seed, console=console,
+                     synth_only=args.synth_only)
                for n in args.designs or DESIGNS]
+    if args.synth_only:
+        print_synthesis(reports, console)
+        return
     table = Table(title=f"ECP5 implementation ({DEVICE['name']})")
     for column in ("design", "LUT4", "FF", "DSP", "BRAM", "Fmax MHz", "target", "build s"):
         table.add_column(column, no_wrap=True)

@@ -42,3 +42,14 @@ def test_ulx3s_constraints_place_every_pin_on_its_own_site():
     assert len(sites) == sum(len(s) for _, s in ulx3s.PINS) == len(set(sites)) == 51
     assert 'LOCATE COMP "clk_25mhz" SITE "G2";' in text and "FREQUENCY PORT" in text
     assert 'LOCATE COMP "sdram_d[15]" SITE "J17";' in text
+
+
+def test_synthesis_only_counts_cells_against_the_device(tmp_path):
+    report = bitstream.build("mac", seed=0, console=Console(quiet=True), root=tmp_path,
+                             synth_only=True)
+    assert report["dsp"] == 4 and report["bram"] == 0 and 0 < report["lut4"] < 2_000
+    assert json.loads((tmp_path / "mac" / "synth.json").read_text()) == report
+    # A carry cell is two LUT4s.
+    cells = {"a": {"type": "LUT4"}, "b": {"type": "CCU2C"}, "c": {"type": "DP16KD"}}
+    assert bitstream.synthesis_counts({"cells": cells}) == {
+        "lut4": 3, "ff": 0, "dsp": 0, "bram": 1, "dpr16x4": 0}
