@@ -5,7 +5,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.address_generator import descriptor_layout
-from pyref import host_link
+from pyref import host_link, isa
 
 
 class HostLink(wiring.Component):
@@ -78,8 +78,10 @@ class HostLink(wiring.Component):
             parts = Cat(prefix, value) if value is not None else prefix
             m.d.sync += [reply.eq(parts), reply_left.eq(len(parts) // 8)]
 
+        # `pyref.isa.Descriptor.contiguous` in one loop: the count fits its 16 bits.
         descriptor = {"base": base, "words": count, "lanes": 0, "count0": count, "stride0": 1,
-                      "count1": 1, "stride1": 0, "count2": 1, "stride2": 0}
+                      **{f"{k}{i}": v for i in range(1, isa.LOOPS)
+                         for k, v in (("count", 1), ("stride", 0))}}
         for port in (self.write_desc, self.read_desc):
             m.d.comb += [port.payload[name].eq(value) for name, value in descriptor.items()]
         m.d.comb += [self.write.payload.eq(word), self.start.payload.eq(task)]

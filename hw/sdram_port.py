@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from hw.memory_port import ADDRESS_BITS, request_layout
-from pyref.sdram import AUTO_PRECHARGE_BIT, COMMANDS, Sdram
+from pyref.sdram import AUTO_PRECHARGE_BIT, COMMANDS, INIT, Sdram
 
 #: Cycles before tREFI at which a refresh is due: the longest word (a write, 15 cycles)
 #: may finish first.
@@ -99,6 +99,7 @@ class SdramPort(wiring.Component):
         with_precharge = 1 << AUTO_PRECHARGE_BIT
         beat = Signal(range(burst + 1))
         word = Signal(self.width)
+        init_refreshes = Signal(range(INIT.count("refresh") + 1))
 
         def done_word():
             m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
@@ -114,13 +115,13 @@ class SdramPort(wiring.Component):
             with m.State("precharge all"):
                 with m.If(wait == 0):
                     command("precharge", addr=with_precharge)
-                    m.d.sync += [wait.eq(s.t_rp), beat.eq(2)]
+                    m.d.sync += [wait.eq(s.t_rp), init_refreshes.eq(INIT.count("refresh"))]
                     m.next = "init refresh"
             with m.State("init refresh"):
                 with m.If(wait == 0):
                     command("refresh")
-                    m.d.sync += [wait.eq(s.t_rc), beat.eq(beat - 1)]
-                    with m.If(beat == 1):
+                    m.d.sync += [wait.eq(s.t_rc), init_refreshes.eq(init_refreshes - 1)]
+                    with m.If(init_refreshes == 1):
                         m.next = "mode"
             with m.State("mode"):
                 with m.If(wait == 0):

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 COMMANDS = {"deselect": (1, 1, 1, 1), "nop": (0, 1, 1, 1), "active": (0, 0, 1, 1),
             "read": (0, 1, 0, 1), "write": (0, 1, 0, 0), "precharge": (0, 0, 1, 0),
             "refresh": (0, 0, 0, 1), "mode": (0, 0, 0, 0)}
+#: The chip's initialisation after power-up: precharge all banks, refresh, load the mode.
+INIT = ("precharge", "refresh", "refresh", "mode")
 #: Address bit that asks READ and WRITE for auto-precharge, and PRECHARGE for all banks.
 AUTO_PRECHARGE_BIT = 10
 
@@ -94,7 +96,7 @@ class Chip:
         self.mode = sdram.mode_register(word_bits)
         self.cells: dict = {}
         self.now = 0
-        self.init_step = 0  # power-up, precharged, refreshed once, twice, mode set
+        self.init_step = 0  # commands of INIT done
         self.open = {}      # bank: row
         self.ready_at = {}  # bank: first cycle it may be activated
         self.activated_at = {}
@@ -103,6 +105,10 @@ class Chip:
         self.refreshes = 0
         self.reads_until = 0  # the last edge after which the chip drives read data
         self.write = None     # (bank, row, column, next beat) of a write burst
+
+    @property
+    def initialised(self) -> bool:
+        return self.init_step == len(INIT)
 
     def _fail(self, text: str):
         raise SdramError(f"cycle {self.now}: {text}")
@@ -122,7 +128,7 @@ class Chip:
             self._fail(f"pins cs_n ras_n cas_n we_n = {cs_n}{ras_n}{cas_n}{we_n} are no command")
         if dq_oe and self.now <= self.reads_until + 1:
             self._fail("the controller drove the data pins while the chip did")
-        if self.init_step == 4 and command in ("active", "refresh") \
+        if self.initialised and command in ("active", "refresh") \
                 and self.now - self.last_refresh > s.t_refi:
             self._fail(f"no REFRESH for {self.now - self.last_refresh} cycles (tREFI is "
                        f"{s.t_refi})")
@@ -136,7 +142,7 @@ class Chip:
     def finish(self, cycle: int):
         """Check the time since the last refresh at edge ``cycle`` (the end of a run)."""
         self.now = max(self.now, cycle)
-        if self.init_step == 4 and self.now - self.last_refresh > self.sdram.t_refi:
+        if self.initialised and self.now - self.last_refresh > self.sdram.t_refi:
             self._fail(f"no REFRESH for {self.now - self.last_refresh} cycles (tREFI is "
                        f"{self.sdram.t_refi})")
 
@@ -144,7 +150,7 @@ class Chip:
         s = self.sdram
         if self.now < self.busy_until:
             self._fail(f"{command.upper()} before the last REFRESH or LOAD MODE ended")
-        if self.init_step < 4:
+        if not self.initialised:
             self._init(command, addr)
             return []
         if command == "active":
@@ -213,7 +219,7 @@ class Chip:
 
     def _init(self, command: str, addr: int):
         s = self.sdram
-        expected = ["precharge", "refresh", "refresh", "mode"][self.init_step]
+        expected = INIT[self.init_step]
         if command != expected:
             self._fail(f"initialisation step {self.init_step + 1} must be "
                        f"{expected.upper()}, not {command.upper()}")

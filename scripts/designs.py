@@ -278,8 +278,7 @@ TOP_DESIGNS = {d.name: d for d in [
 def board_design(name: str, sdram: bool) -> Design:
     """The board through its UART (sim/bench_board.py), its memory simulated or the
     ULX3S's SDRAM on the chip model: the tiny model end to end."""
-    word_bits = isa.word_bits(HW_CONFIGS["ecp5-85f"])
-    words = ULX3S.words(word_bits) if sdram else TOP_MEMORY_WORDS
+    words = ulx3s.memory_words("ecp5-85f") if sdram else TOP_MEMORY_WORDS
     return Design(name, "board", board,
                   {"hw": "ecp5-85f", "memory_words": words, "divisor": BOARD_SIM_DIVISOR,
                    "sdram": sdram},

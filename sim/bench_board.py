@@ -119,7 +119,7 @@ class TB(StreamTB):
     async def link(self) -> dict:
         """The protocol on random words: identify, write, read back, an unknown byte."""
         await self.reset()
-        word_bytes, memory_words = await self.session(_identify())
+        word_bytes, memory_words = await self.session(_single(host_link.identify()))
         hw = get_hw_config(self.info["hw"])
         want = (isa.word_bits(hw) // 8, self.info["memory_words"])
         mismatches = int((word_bytes, memory_words) != want)
@@ -164,11 +164,8 @@ class TB(StreamTB):
         return result
 
 
-def _identify():
-    return (yield host_link.identify())
-
-
 def _single(step: host_link.Exchange):
+    """A session of one exchange: its parsed reply."""
     return (yield step)
 
 
