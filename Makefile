@@ -65,7 +65,7 @@ sim-units: $(STAMP) ## every unit's bench in Verilator, bit-exact against pyref
 sim-board: $(STAMP) ## the board over its UART model, memory simulated then SDRAM: the host's code loads and runs the tiny model
 	$(PY) -m scripts.sim board board_sdram --seed=$(SEED) $(WAVES_FLAG)
 
-bitstream: $(STAMP) ## ECP5 bitstreams and reports in build/bitstream/<design>
+bitstream: $(STAMP) ## ECP5 bitstreams and reports in build/bitstream/<design>, the ULX3S board last
 	$(PY) -m scripts.bitstream --seed=$(SEED)
 
 report: $(STAMP) ## rebuild build/report/report.md from saved results

@@ -1,6 +1,6 @@
 """The controller: fetches a task's program from memory and hands out its instructions."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -34,7 +34,8 @@ class Controller(wiring.Component):
     descriptor to its port, a ``WAIT`` holds until the listed ports are idle. ``EXPERTS``
     runs its body once per expert announced on ``experts``, with the expert's index and
     token count put into the body's per-expert and per-token fields, until the layer's
-    queue entries are used up. ``END`` waits until every port is idle; ``busy`` then falls.
+    queue entries are used up. ``END`` waits until every port is idle and the memory has
+    taken every request (``memory_busy``); ``busy`` then falls.
 
     Parameters
     ----------
@@ -53,6 +54,7 @@ class Controller(wiring.Component):
     cmd : Out(stream.Signature(command_layout())).array(units)
     desc : Out(stream.Signature(descriptor_layout())).array(ports)
     port_busy : In(ports)
+    memory_busy : In(1)
     experts : In(stream.Signature(expert_layout(...)))
     """
 
@@ -68,6 +70,7 @@ class Controller(wiring.Component):
             "cmd": Out(stream.Signature(command_layout())).array(units),
             "desc": Out(stream.Signature(descriptor_layout())).array(ports),
             "port_busy": In(ports),
+            "memory_busy": In(1),
             "experts": In(stream.Signature(expert_layout(max_experts, max_tokens))),
         })
 
@@ -86,6 +89,9 @@ class Controller(wiring.Component):
         offset = Signal(32)  # expert * expert_stride
         stride = Signal(32)
         desc = Signal(descriptor_layout())
+        # The instruction's target, one-hot and registered with it: the unit or port
+        # handshake is then one AND-OR over the targets, not a chain of compares.
+        target = Signal(max(self.units, self.ports))
 
         def fetch(address):
             m.d.comb += [self.fetch_desc.valid.eq(1), self.fetch_desc.payload.base.eq(address),
@@ -97,6 +103,12 @@ class Controller(wiring.Component):
 
         m.d.comb += self.fetch.ready.eq(1)
         body = ins.body
+        fetched = ins.shape()(self.fetch.payload[:ins.shape().size])
+        for cmd in self.cmd:
+            m.d.comb += cmd.payload.eq(body.command)
+            with m.If(ins.token_level != 0):
+                m.d.comb += cmd.payload.tokens.eq(expert.tokens)
+        m.d.comb += [port.payload.eq(desc) for port in self.desc]
         with m.FSM():
             with m.State("idle"):
                 m.d.comb += self.start.ready.eq(1)
@@ -117,18 +129,15 @@ class Controller(wiring.Component):
                     m.next = "decode"
             with m.State("decode"):
                 with m.If(self.fetch.valid):
-                    m.d.sync += ins.eq(self.fetch.payload)
+                    m.d.sync += [ins.eq(self.fetch.payload),
+                                 target.eq(1 << fetched.target)]
                     m.next = "execute"
             with m.State("execute"):
                 with m.Switch(ins.op):
                     with m.Case(Op.CMD):
-                        for k, cmd in enumerate(self.cmd):
-                            with m.If(ins.target == k):
-                                m.d.comb += [cmd.valid.eq(1), cmd.payload.eq(body.command)]
-                                with m.If(ins.token_level != 0):
-                                    m.d.comb += cmd.payload.tokens.eq(expert.tokens)
-                                with m.If(cmd.ready):
-                                    m.next = "next"
+                        m.d.comb += [cmd.valid.eq(target[k]) for k, cmd in enumerate(self.cmd)]
+                        with m.If(_selected(self.cmd, target)):
+                            m.next = "next"
                     with m.Case(Op.READ, Op.WRITE):
                         # The expert's fields go in first, registered: a multiply each.
                         d = body.descriptor
@@ -155,15 +164,13 @@ class Controller(wiring.Component):
                         with m.Else():
                             m.next = "expert"
                     with m.Case(Op.END):
-                        with m.If(self.port_busy == 0):
+                        with m.If((self.port_busy == 0) & ~self.memory_busy):
                             m.d.sync += self.busy.eq(0)
                             m.next = "idle"
             with m.State("transfer"):
-                for k, port in enumerate(self.desc):
-                    with m.If(ins.target == k):
-                        m.d.comb += [port.valid.eq(1), port.payload.eq(desc)]
-                        with m.If(port.ready):
-                            m.next = "next"
+                m.d.comb += [port.valid.eq(target[k]) for k, port in enumerate(self.desc)]
+                with m.If(_selected(self.desc, target)):
+                    m.next = "next"
             with m.State("expert"):
                 # Take the next expert, then run the body from its start.
                 m.d.comb += self.experts.ready.eq(1)
@@ -185,3 +192,8 @@ class Controller(wiring.Component):
                     with m.Else():
                         m.next = "expert"
         return m
+
+
+def _selected(streams, target) -> Signal:
+    """The ready of the stream ``target`` (one-hot) picks."""
+    return (Cat(s.ready for s in streams) & target[:len(streams)]).any()

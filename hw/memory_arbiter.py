@@ -1,27 +1,44 @@
 """One memory port shared by many readers and writers, a word at a time."""
 
-from amaranth.hdl import Module, Signal
-from amaranth.lib import stream, wiring
-from amaranth.lib.coding import PriorityEncoder
+from functools import reduce
+from operator import or_
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from hw.memory_port import request_layout
+from hw.memory_port import ADDRESS_BITS, request_layout
 from hw.port_writer import write_layout
 
 
-class MemoryArbiter(wiring.Component):
-    """Grants the `MemoryPort` to one client per request, round robin.
+def _lowest(bits):
+    """The lowest set bit of ``bits``, one-hot (zero when none is set)."""
+    return (bits & (~bits + 1))[:len(bits)]
 
-    Every request is one word. A reader's words come back in the order it asked for
-    them; the arbiter keeps the reader of each outstanding word in a small FIFO, and
-    readers take their words at once (they ask only when they have room). A writer's word
-    goes to the port a cycle after its request is granted.
+
+def _pick(grant, values):
+    """The one of ``values`` that one-hot ``grant`` selects (zero when none)."""
+    return reduce(or_, (Mux(grant[k], v, 0) for k, v in enumerate(values)))
+
+
+class MemoryArbiter(wiring.Component):
+    """Grants the `MemoryPort` to one client per cycle, round robin.
+
+    Every request is one word. A granted request waits in a two-entry queue before the
+    port, so no combinational path runs from a client through the arbiter into the port's
+    controller: the clients see the queue's room, the port sees its head. Requests reach
+    the port in the order they were granted, reads and writes alike. A reader's words
+    come back in the order it asked for them; the arbiter keeps the reader of each
+    outstanding word in a small FIFO, and readers take their words at once (they ask only
+    when they have room). A writer's word goes to the port a cycle after its request does.
 
     Parameters
     ----------
     word_bits : int
     readers, writers : int
+    outstanding : int
+        Reads granted but not yet answered, at most.
 
     Members
     -------
@@ -31,6 +48,8 @@ class MemoryArbiter(wiring.Component):
     port_read_req, port_write_req : Out(stream.Signature(request_layout()))
     port_read_data : In(stream.Signature(word_bits))
     port_write_data : Out(stream.Signature(word_bits))
+    busy : Out(1)
+        Granted requests, or a write's word, have yet to reach the port.
     """
 
     def __init__(self, word_bits: int, readers: int, writers: int, outstanding: int = 8):
@@ -44,59 +63,63 @@ class MemoryArbiter(wiring.Component):
             "port_read_data": In(stream.Signature(word_bits)),
             "port_write_req": Out(stream.Signature(request_layout())),
             "port_write_data": Out(stream.Signature(word_bits)),
+            "busy": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         clients = [*self.read, *self.write]
         n = len(clients)
-        m.submodules.above = above = PriorityEncoder(n)
-        m.submodules.any = first = PriorityEncoder(n)
+        granted_layout = data.StructLayout({"read": 1, "addr": ADDRESS_BITS,
+                                            "word": self.word_bits})
+        m.submodules.queue = queue = SyncFIFO(width=granted_layout.size, depth=2)
         m.submodules.tags = tags = SyncFIFO(width=max(1, (self.readers - 1).bit_length()),
                                             depth=self.outstanding)
 
-        # Round robin: the first client asking after the last one granted, else the first.
-        last = Signal(range(n))
+        # Round robin over one-hot vectors: the lowest client asking above the last one
+        # granted, else the lowest asking. Two carry chains, not a priority mux chain.
+        # A read may ask only while its tag has room.
         asking = Signal(n)
-        m.d.comb += [asking[k].eq(c.valid) for k, c in enumerate(clients)]
-        m.d.comb += [first.i.eq(asking), above.i.eq(asking & ~((2 << last) - 1))]
-        chosen = Signal(range(n))
-        m.d.comb += chosen.eq(first.o)
-        with m.If(~above.n):
-            m.d.comb += chosen.eq(above.o)
-        is_read = chosen < self.readers
-        # A read is asked for only while its tag has room.
-        m.d.comb += [self.port_read_req.valid.eq(~first.n & is_read & tags.w_rdy),
-                     self.port_read_req.payload.beats.eq(1),
-                     self.port_write_req.valid.eq(~first.n & ~is_read),
-                     self.port_write_req.payload.beats.eq(1)]
-        for k, c in enumerate(self.read):
-            with m.If(chosen == k):
-                m.d.comb += [self.port_read_req.payload.addr.eq(c.payload),
-                             c.ready.eq(self.port_read_req.ready & tags.w_rdy)]
-        write_word = Signal(self.word_bits)
-        for k, c in enumerate(self.write):
-            with m.If(chosen == self.readers + k):
-                m.d.comb += [self.port_write_req.payload.addr.eq(c.payload.addr),
-                             c.ready.eq(self.port_write_req.ready)]
-                with m.If(self.port_write_req.ready):
-                    m.d.sync += write_word.eq(c.payload.word)
-        granted = ((self.port_read_req.valid & self.port_read_req.ready)
-                   | (self.port_write_req.valid & self.port_write_req.ready))
-        with m.If(granted):
-            m.d.sync += last.eq(chosen)
+        m.d.comb += asking.eq(Cat(*(c.valid & tags.w_rdy for c in self.read),
+                                  *(c.valid for c in self.write)))
+        above = Signal(n)  # the clients after the last one granted
+        after_last = _lowest(asking & above)
+        grant = Signal(n)
+        m.d.comb += grant.eq(Mux(after_last != 0, after_last, _lowest(asking)))
+        take = grant.any() & queue.w_rdy
+        with m.If(take):
+            m.d.sync += above.eq(~((grant << 1) - 1)[:n])
+        m.d.comb += [c.ready.eq(grant[k] & queue.w_rdy) for k, c in enumerate(clients)]
 
-        # The granted write's word follows its request.
+        entry = Signal(granted_layout)
+        m.d.comb += [
+            entry.read.eq(grant[:self.readers].any()),
+            entry.addr.eq(_pick(grant, [c.payload for c in self.read]
+                                + [c.payload.addr for c in self.write])),
+            entry.word.eq(_pick(grant[self.readers:], [c.payload.word for c in self.write])),
+            queue.w_data.eq(entry), queue.w_en.eq(take),
+            tags.w_en.eq(take & entry.read),
+            tags.w_data.eq(_pick(grant, list(range(self.readers)))),
+        ]
+
+        # The queue's head goes to the port.
+        head = granted_layout(queue.r_data)
+        for req, kind in ((self.port_read_req, head.read), (self.port_write_req, ~head.read)):
+            m.d.comb += [req.valid.eq(queue.r_rdy & kind), req.payload.addr.eq(head.addr),
+                         req.payload.beats.eq(1)]
+        read_taken = self.port_read_req.valid & self.port_read_req.ready
+        write_taken = self.port_write_req.valid & self.port_write_req.ready
+        m.d.comb += queue.r_en.eq(read_taken | write_taken)
         with m.If(self.port_write_data.ready):
             m.d.sync += self.port_write_data.valid.eq(0)
-        with m.If(self.port_write_req.valid & self.port_write_req.ready):
-            m.d.sync += self.port_write_data.valid.eq(1)
-        m.d.comb += self.port_write_data.payload.eq(write_word)
+        with m.If(write_taken):
+            m.d.sync += [self.port_write_data.valid.eq(1),
+                         self.port_write_data.payload.eq(head.word)]
+
+        m.d.comb += self.busy.eq(queue.r_rdy | self.port_write_data.valid)
 
         # Read words go back to whoever asked.
-        m.d.comb += [tags.w_en.eq(self.port_read_req.valid & self.port_read_req.ready),
-                     tags.w_data.eq(chosen), self.port_read_data.ready.eq(1),
-                     tags.r_en.eq(self.port_read_data.valid)]
+        m.d.comb += [self.port_read_data.ready.eq(1), tags.r_en.eq(self.port_read_data.valid)]
         for k, c in enumerate(self.read_data):
             m.d.comb += [c.payload.eq(self.port_read_data.payload),
                          c.valid.eq(self.port_read_data.valid & (tags.r_data == k))]

@@ -162,6 +162,7 @@ class Accelerator(wiring.Component):
                          queue.r_en.eq(engine.desc.ready)]
             busy.append(engine.busy)
         m.d.comb += [controller.port_busy.eq(Cat(*busy)), self.ports_busy.eq(Cat(*busy)),
+                     controller.memory_busy.eq(arbiter.busy),
                      self.pc.eq(controller.pc)]
 
         # The controller's commands, queued per unit and renamed to each unit's fields.

@@ -246,11 +246,19 @@ def get_config(name: str) -> ModelConfig:
         raise ConfigError(f"unknown config '{name}': choose from {', '.join(CONFIGS)}") from None
 
 
-#: Both parameter sets hold every layer of both configs. ``ecp5-85f`` leaves room on an
-#: LFE5U-85F (156 multipliers) for attention; ``edge-moe`` is Edge-MoE's 16x16 tile with
-#: attention parallelism 4, for like-for-like cycle counts.
+#: ``ecp5-85f`` is the set the board runs (``make bitstream``): the whole accelerator fits
+#: an LFE5U-85F, with buffers for the tiny model. At 8 x 8 it needs 200 multipliers of the
+#: 156, and the memory layout needs a square tile (`pyref.compiler.check_fit`), so its tile
+#: is 4 x 4. ``ecp5-85f-m3vit`` is the same compute with buffers for m3vit-tiny too, for
+#: the cycle model's projection only: the linear unit's activation buffer alone would be
+#: deeper than a block RAM column. ``ecp5-8x8`` is the compute units' own design point
+#: (each unit alone is built and benched with it, on both configs); ``edge-moe`` is
+#: Edge-MoE's 16x16 tile with attention parallelism 4, for like-for-like cycle counts.
+_ECP5_COMPUTE = {"tile_in": 4, "tile_out": 4, "parallelism": 2, "attention_width": 4}
 HW_CONFIGS = {h.name: h for h in [
-    HardwareConfig("ecp5-85f", tile_in=8, tile_out=8, parallelism=2, attention_width=4,
+    HardwareConfig("ecp5-85f", **_ECP5_COMPUTE, **_sized_for(CONFIGS["tiny"])),
+    HardwareConfig("ecp5-85f-m3vit", **_ECP5_COMPUTE, **_sized_for(*CONFIGS.values())),
+    HardwareConfig("ecp5-8x8", tile_in=8, tile_out=8, parallelism=2, attention_width=4,
                    **_sized_for(*CONFIGS.values())),
     HardwareConfig("edge-moe", tile_in=16, tile_out=16, parallelism=4, attention_width=16,
                    **_sized_for(*CONFIGS.values())),

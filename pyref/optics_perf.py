@@ -65,8 +65,9 @@ SOURCES = {
            "figures quoted from memory, not checked offline); 5 us per kernel launch "
            "(assumption, typical CUDA launch latency)",
     "fpga": "lumoe's ecp5-85f set: peak MACs per cycle from pyref.config, the clock "
-            "`make bench` uses, MAC utilisation 66.6 % (measured m3vit-tiny projection, "
-            "docs/results.md); 2 W (assumption)",
+            "`make bench` uses, MAC utilisation 87.9 % (the cycle model's m3vit-tiny "
+            "projection on the same compute, ecp5-85f-m3vit, docs/results.md); 2 W "
+            "(assumption)",
     "io": "not limiting (infinite) in every system here; our optical I/O unit reads 4 "
           "camera pixels a cycle at 104.8 MHz, 0.42 Gpixel/s, which would cap a full "
           "1080x1920 frame at about 200 Hz (io_pixels_per_s)",
@@ -78,8 +79,8 @@ OPTICS = {
     "dmd1": OpticalSystem("DMD bit-planes 4 kHz", 4000.0, (1080, 1920), 4000.0, 8.0),
 }
 GPU = Gpu("RTX 3090-class", 35.6e12, 936e9, 5e-6, 350.0)
-#: Our FPGA's MAC utilisation (m3vit-tiny end to end on ecp5-85f) and board power.
-FPGA_UTILISATION, FPGA_WATTS = 0.666, 2.0
+#: Our FPGA's MAC utilisation (m3vit-tiny projected on ecp5-85f's compute) and board power.
+FPGA_UTILISATION, FPGA_WATTS = 0.879, 2.0
 #: Bytes of one FP32 activation on the GPU.
 GPU_BYTES = 4
 

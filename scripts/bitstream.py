@@ -1,5 +1,7 @@
 """make bitstream: each design through yosys, nextpnr-ecp5 and ecppack for an LFE5U-85F.
 
+The kernels and compute units alone (behind a serial pin harness), then the whole
+accelerator on the ULX3S board (`hw.ulx3s`, the ``ecp5-85f`` set, about half an hour).
 Writes ``build/bitstream/<design>/report.json`` with ``{lut4, ff, dsp, bram, fmax_mhz,
 bitfile}`` plus the device's capacity and the pin harness's own share.
 """
@@ -70,8 +72,11 @@ def synthesis_script(sources: list, top: str, netlist: str) -> str:
     # Between the coarse steps and the memory mapping, memories whose owner never uses a
     # word read while it is written (`hw.column_memory.COLLISIONS_UNDEFINED`) are told so.
     undefined = f"setparam -set RD_COLLISION_X_MASK 1 t:$mem_v2 a:{COLLISIONS_UNDEFINED} %i"
+    # Multi-bit nets split into single bits before ABC: on the whole accelerator yosys 0.70
+    # otherwise asserts while putting ABC's netlist back (a wire name taken twice, the
+    # known YosysHQ/yosys#4349; splitting is the workaround its maintainers gave).
     return (f"{reads}; {kept}; synth_ecp5 -top {top} -run :map_ram; {undefined}; "
-            f"synth_ecp5 -top {top} -run map_ram: -json {netlist}")
+            f"splitnets; synth_ecp5 -top {top} -run map_ram: -json {netlist}")
 
 
 def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = None,
@@ -127,6 +132,7 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     fmax = min(c["achieved"] for c in pnr["fmax"].values())
     report = {
         "design": name,
+        "params": design.params,
         "device": f"{DEVICE['name']} {DEVICE['package']}",
         **used,
         "fmax_mhz": round(fmax, 2),
@@ -177,12 +183,12 @@ def run(argv=None):
                         help="target clock in MHz for every design (default: each design's own)")
     parser.add_argument("--synth-only", action="store_true",
                         help="stop after yosys and report its cell counts against the device")
-    design_argument(parser, {**DESIGNS, **BOARDS}, "every unit and kernel")
+    design_argument(parser, {**DESIGNS, **BOARDS}, "every unit and kernel, then the board")
     args = parser.parse_args(argv)
     console = make_console()
     reports = [build(n, freq_mhz=args.freq, seed=args.seed, console=console,
                      synth_only=args.synth_only)
-               for n in args.designs or DESIGNS]
+               for n in args.designs or [*DESIGNS, *BOARDS]]
     if args.synth_only:
         print_synthesis(reports, console)
         return

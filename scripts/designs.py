@@ -193,6 +193,11 @@ def sdram_port(width: int) -> SdramPort:
     return SdramPort(width, ULX3S)
 
 
+#: The compute units alone are built and benched at their own design point, with buffers
+#: for both configs, so that their benches run m3vit-tiny's layers too
+#: (`pyref.config.HW_CONFIGS`); the board's set is ``ecp5-85f``.
+UNIT_HW = "ecp5-8x8"
+
 DESIGNS = {d.name: d for d in [
     *(kernel_design(k) for k in flow.KERNELS),
     Design("mac", "mac", MacUnit, {"lanes": 4}, bench="sim.bench_mac"),
@@ -200,11 +205,11 @@ DESIGNS = {d.name: d for d in [
            {"lanes": 2, "max_len": vectors.SOFTMAX_MAX_ROW},
            kernels=(*flow.pipelines("exp2"), *flow.pipelines("reciprocal"), "normalise"),
            bench="sim.bench_softmax", target_mhz=SOFTMAX_UNIT_TARGET_MHZ),
-    Design("linear", "linear_unit", linear_unit, {"hw": "ecp5-85f"},
+    Design("linear", "linear_unit", linear_unit, {"hw": UNIT_HW},
            kernels=(*flow.pipelines("requant"), *flow.pipelines("gelu")),
            bench="sim.bench_linear", bench_args={"configs": list(CONFIGS)}),
     Design("attention", "attention_unit", attention_unit,
-           {"hw": "ecp5-85f", "parallelism": HW_CONFIGS["ecp5-85f"].parallelism},
+           {"hw": UNIT_HW, "parallelism": HW_CONFIGS[UNIT_HW].parallelism},
            kernels=(*flow.pipelines("requant"), *flow.pipelines("exp2"),
                     *flow.pipelines("reciprocal"), "attention_normalise"),
            bench="sim.bench_attention", bench_args={"configs": list(CONFIGS)},
@@ -213,18 +218,18 @@ DESIGNS = {d.name: d for d in [
            # leaves long detours (79 MHz against router1's 103 MHz), so each
            # design keeps the router that does better on it.
            router="router2"),
-    Design("moe", "moe_unit", moe_unit, {"hw": "ecp5-85f"},
+    Design("moe", "moe_unit", moe_unit, {"hw": UNIT_HW},
            kernels=(*flow.pipelines("exp2"), *flow.pipelines("reciprocal"), "normalise"),
            bench="sim.bench_moe", bench_args={"configs": list(CONFIGS)}),
-    Design("gather", "token_gather", token_gather, {"hw": "ecp5-85f"},
+    Design("gather", "token_gather", token_gather, {"hw": UNIT_HW},
            bench="sim.bench_gather", bench_args={"configs": list(CONFIGS)}),
-    Design("combine", "expert_combine", expert_combine, {"hw": "ecp5-85f"},
+    Design("combine", "expert_combine", expert_combine, {"hw": UNIT_HW},
            bench="sim.bench_combine", bench_args={"configs": list(CONFIGS)}),
-    Design("layernorm", "layernorm_unit", layernorm_unit, {"hw": "ecp5-85f"},
+    Design("layernorm", "layernorm_unit", layernorm_unit, {"hw": UNIT_HW},
            kernels=(*flow.pipelines("ln_stats"), "ln_apply"), bench="sim.bench_layernorm",
            bench_args={"configs": list(CONFIGS)}),
     Design("residual", "residual_add", ResidualAdd,
-           {"lanes": HW_CONFIGS["ecp5-85f"].tile_out}, bench="sim.bench_residual"),
+           {"lanes": HW_CONFIGS[UNIT_HW].tile_out}, bench="sim.bench_residual"),
     Design("sdram", "sdram_port", sdram_port,
            {"width": isa.word_bits(HW_CONFIGS["ecp5-85f"])}, bench="sim.bench_sdram"),
     Design("optical_io", "optical_io", OpticalIO,
@@ -234,8 +239,8 @@ DESIGNS = {d.name: d for d in [
 ]}
 
 
-#: Memory of the accelerator `make sim` runs: the tiny model's image fits in 2^14 words.
-TOP_MEMORY_WORDS = 1 << 14
+#: Memory of the accelerator `make sim` runs: the tiny model's image fits in 2^15 words.
+TOP_MEMORY_WORDS = 1 << 15
 
 
 def accelerator(hw: str, memory_words: int) -> Accelerator:
@@ -300,7 +305,8 @@ def ulx3s_board(hw: str) -> ulx3s.Ulx3s:
 #: Boards: the whole accelerator behind its host link, with the board's clock, reset and
 #: SDRAM (`python -m scripts.bitstream ulx3s`).
 BOARDS = {"ulx3s": Design("ulx3s", "ulx3s_top", ulx3s_board, {"hw": "ecp5-85f"},
-                          kernels=TOP_DESIGNS["top"].kernels, lpf=ulx3s.lpf)}
+                          kernels=TOP_DESIGNS["top"].kernels, lpf=ulx3s.lpf,
+                          router="router2")}
 
 
 def design_argument(parser: argparse.ArgumentParser, known: dict = DESIGNS,

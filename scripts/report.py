@@ -71,9 +71,91 @@ def write() -> str:
                   "pin harness (its flip-flops are listed in each report.json).", ""]
         built = [json.loads(p.read_text()) for p in reports]
         lines += _edge_moe_section({r["design"]: r for r in built})
+    comparison = _comparison(summary.get("model"))
+    lines += _comparison_section(comparison)
+    (REPORT / "report.json").write_text(json.dumps({
+        "implementation": {p.parent.name: json.loads(p.read_text()) for p in reports},
+        "comparison": comparison}, indent=2) + "\n")
     path = REPORT / "report.md"
     path.write_text("\n".join(lines))
     return str(path)
+
+
+#: Edge-MoE as published (../shared/DESIGN.md): its MAC array and clock on the ZCU102.
+EDGE_MOE_PAPER = {"macs_per_cycle": 256, "mhz": 300.0}
+
+
+def _comparison(model: dict | None) -> list:
+    """Our ECP5 design and the edge-moe set against Edge-MoE, from saved results: the
+    board's bitstream report, `make sim`'s tiny run and `make bench`'s m3vit-tiny runs and
+    projections. Achieved GOPS count two operations per useful multiply-accumulate."""
+    from pyref.config import get_hw_config
+
+    board_path = BITSTREAM / "ulx3s" / "report.json"
+    board = json.loads(board_path.read_text()) if board_path.exists() else None
+    bench_path = REPORT / "bench.json"
+    bench = json.loads(bench_path.read_text()) if bench_path.exists() else {}
+    rows = []
+
+    def add(design, config, source, hw, cycles, utilisation, bytes_per_image, mhz,
+            dsp_used):
+        peak = get_hw_config(hw).peak_macs_per_cycle
+        fps = mhz * 1e6 / cycles
+        gops = 2 * utilisation * peak * mhz / 1e3
+        rows.append({"design": design, "config": config, "source": source,
+                     "macs_per_cycle": peak, "mac_utilisation": utilisation,
+                     "bytes_per_image": round(bytes_per_image), "mhz": mhz, "fps": fps,
+                     "gops": gops, "gops_per_mac_multiplier": gops / peak,
+                     "dsp_used": dsp_used,
+                     "gops_per_dsp_used": gops / dsp_used if dsp_used else None})
+
+    if board and model and model["hw"] == board.get("params", {}).get("hw"):
+        add(f"lumoe {model['hw']} on the ULX3S", model["config"],
+            "RTL (`make sim`) at the board's Fmax (`make bitstream`)", model["hw"],
+            model["cycles_per_image"], model["mac_utilisation"], model["bytes_per_image"],
+            board["fmax_mhz"], board["dsp"])
+    for key in ("ecp5-85f-m3vit", "edge-moe"):
+        tasks = [p for p in bench.get("projection", {}).values() if p["hw"] == key]
+        if not tasks:
+            continue
+        mean = {k: sum(p[k] for p in tasks) / len(tasks)
+                for k in ("cycles", "mac_utilisation", "bytes_per_image")}
+        add(f"lumoe {key}", "m3vit-tiny", f"cycle model (`make bench`), {tasks[0]['clock']}",
+            key, mean["cycles"], mean["mac_utilisation"], mean["bytes_per_image"],
+            tasks[0]["mhz"], board["dsp"] if board and key.startswith("ecp5") else None)
+    run = bench.get("models", {}).get("top_m3vit")
+    if run:
+        add(f"lumoe {run['hw']}", run["config"], "RTL, cycle-simulated (`make bench`), 300 MHz",
+            run["hw"], run["cycles_per_image"], run["mac_utilisation"],
+            run["bytes_per_image"], EDGE_MOE_PAPER["mhz"], None)
+    return rows
+
+
+def _comparison_section(rows: list) -> list:
+    if not rows:
+        return []
+    lines = ["## Against Edge-MoE (`make bitstream`, `make sim`, `make bench`)", "",
+             "| design | model | from | MACs per cycle | MAC utilisation | bytes per image | "
+             "clock (MHz) | FPS | GOPS | GOPS per MAC multiplier | GOPS per DSP used |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        per_dsp = (f"{r['gops_per_dsp_used']:.3f} ({r['dsp_used']} DSP)"
+                   if r["gops_per_dsp_used"] else "-")
+        lines.append(f"| {r['design']} | {r['config']} | {r['source']} | "
+                     f"{r['macs_per_cycle']} | {100 * r['mac_utilisation']:.1f} % | "
+                     f"{r['bytes_per_image']:,} | {r['mhz']:.1f} | {r['fps']:,.1f} | "
+                     f"{r['gops']:.2f} | {r['gops_per_mac_multiplier']:.3f} | {per_dsp} |")
+    paper = EDGE_MOE_PAPER
+    lines.append(f"| Edge-MoE (ZCU102) | m3vit-tiny | published configuration | "
+                 f"{paper['macs_per_cycle']} | - | - | {paper['mhz']:.0f} | - | "
+                 f"{2 * paper['macs_per_cycle'] * paper['mhz'] / 1e3:.1f} peak | "
+                 f"{2 * paper['mhz'] / 1e3:.3f} peak | - |")
+    return lines + ["", "GOPS count two operations per useful multiply-accumulate of the "
+                    "linear unit (padding not counted). A MAC multiplier is one lane of the "
+                    "linear unit's tile; DSP used counts every MULT18X18D the board's "
+                    "bitstream places (attention, LayerNorm, softmax and MoE included). "
+                    "Edge-MoE's measured FPS, utilisation and DSP count are not in any source "
+                    "available offline, so only its peak is given.", ""]
 
 
 def _model_section(model: dict | None) -> list:
@@ -446,8 +528,8 @@ def _bars(groups: dict, ylabel: str, title: str, path, line: float | None = None
 def _linear_section() -> list:
     """MAC utilisation of the linear unit per layer: useful MACs / (tile * cycles)."""
     results = _results()
-    sets = {"ecp5-85f": results.get("linear"), "edge-moe": results.get("linear_edge_moe")}
-    sets = {k: v for k, v in sets.items() if v and "breakdown" in v}
+    runs = [results.get("linear"), results.get("linear_edge_moe")]
+    sets = {r["params"]["hw"]: r for r in runs if r and "breakdown" in r and "params" in r}
     if not sets:
         return []
     layers = list(next(iter(sets.values()))["breakdown"])
@@ -477,12 +559,13 @@ def _attention_section() -> list:
     """The attention unit's traffic per key step against its parallelism P."""
     results = _results()
     sweep = {int(n.removeprefix("attention_p")): r for n, r in results.items()
-             if n.startswith("attention_p") and "breakdown" in r}
+             if n.startswith("attention_p") and "breakdown" in r and "params" in r}
     if not sweep:
         return []
     config = "m3vit-tiny"
     lines = ["## Attention reordering: traffic per key step against P (`make bench`)", "",
-             f"{config}, all three heads, chunk width of the ecp5-85f set. Rows are "
+             f"{config}, all three heads, chunk width of the "
+             f"{sweep[min(sweep)]['params']['hw']} set. Rows are "
              "head_dim values of 2 bytes.", "",
              "| P | cycles | key steps | bytes per step | peak rows per step (q, k, v, out) "
              "| bytes per cycle | without reordering: peak q rows per step |",

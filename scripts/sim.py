@@ -53,6 +53,7 @@ def simulate(names, seed: int, waves: bool, console: Console) -> dict:
             start = time.monotonic()
             result = _run_with_progress(design, sources, seed, waves, progress, task)
             result["wall_s"] = round(time.monotonic() - start, 2)
+            result["params"] = design.params
             units[design.name] = result
             progress.remove_task(task)
             status = "ok" if passed(result) else "[red]FAILED[/red]"

@@ -12,8 +12,8 @@ from pyref import compiler, isa, machine
 from pyref.config import ConfigError, get_config, get_hw_config
 from pyref.isa import Descriptor, Op, ProgramError
 from pyref.workload import parameters_of, workload
+from scripts.designs import TOP_MEMORY_WORDS as TINY_MEMORY
 
-TINY_MEMORY = 1 << 14
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +131,8 @@ def test_parameter_shapes_are_the_float_models():
 
 def test_a_config_that_does_not_fit_the_parameter_set_is_refused():
     config = replace(get_config("tiny"), dim=12, heads=3)
-    with pytest.raises(ConfigError, match="multiples of tile_in 8"):
-        compiler.check_fit(config, get_hw_config("ecp5-85f"))
+    with pytest.raises(ConfigError, match="multiples of tile_in 16"):
+        compiler.check_fit(config, get_hw_config("edge-moe"))
 
 
 def test_a_full_queue_that_cannot_drain_is_named(tiny):

@@ -10,8 +10,8 @@ import pytest
 from pyref import host_link, isa, machine
 from pyref.config import ConfigError
 from pyref.workload import workload
+from scripts.designs import TOP_MEMORY_WORDS as MEMORY_WORDS
 
-MEMORY_WORDS = 1 << 14
 
 
 class FakeBoard:

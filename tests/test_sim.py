@@ -194,7 +194,9 @@ def test_board_speaks_the_host_protocol_over_its_uart(tmp_path):
     # and without gaps between bytes), an unknown byte. make sim-board adds the whole model.
     result = run_board(tmp_path, "board", "link")
     assert (result["tests"], result["failed"], result["mismatches"]) == (2, 0, 0)
-    assert result["vectors"] == (1 + 5 + 37) * 8
+    # Every 16-bit lane of the 1 + 5 + 37 words read back is a vector.
+    lanes = get_hw_config(BOARD_DESIGNS["board"].params["hw"]).tile_in
+    assert result["vectors"] == (1 + 5 + 37) * lanes
 
 
 @pytest.mark.slow
