@@ -52,3 +52,13 @@ def test_projections_average_the_tasks(saved):
     (row,) = report._comparison(None)
     assert row["fps"] == pytest.approx(300e6 / 200) and row["mac_utilisation"] == 0.7
     assert row["dsp_used"] is None
+
+
+def test_the_boards_compute_is_projected_at_the_boards_clock(saved):
+    write(saved / "bitstream" / "ulx3s" / "report.json",
+          {"params": {"hw": "ecp5-85f"}, "fmax_mhz": 80.0, "dsp": 100})
+    task = {"hw": "ecp5-85f-m3vit", "cycles": 1000, "mac_utilisation": 0.9,
+            "bytes_per_image": 10, "mhz": 100.0, "clock": "target"}
+    write(saved / "report" / "bench.json", {"projection": {"ecp5-85f-m3vit.task0": task}})
+    (row,) = report._comparison(None)
+    assert row["mhz"] == 80.0 and row["dsp_used"] == 100
