@@ -1,9 +1,6 @@
 """One memory port shared by many readers and writers, a word at a time."""
 
-from functools import reduce
-from operator import or_
-
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
@@ -18,16 +15,25 @@ def _lowest(bits):
 
 
 def _pick(grant, values):
-    """The one of ``values`` that one-hot ``grant`` selects (zero when none)."""
-    return reduce(or_, (Mux(grant[k], v, 0) for k, v in enumerate(values)))
+    """The one of ``values`` that one-hot ``grant`` selects (zero when none), as a balanced
+    OR tree: a chain of ORs over every client would be as deep as there are clients."""
+    def tree(items):
+        if len(items) == 1:
+            return items[0]
+        half = len(items) // 2
+        return tree(items[:half]) | tree(items[half:])
+    return tree([Mux(grant[k], v, 0) for k, v in enumerate(values)])
 
 
 class MemoryArbiter(wiring.Component):
     """Grants the `MemoryPort` to one client per cycle, round robin.
 
-    Every request is one word. A granted request waits in a two-entry queue before the
-    port, so no combinational path runs from a client through the arbiter into the port's
-    controller: the clients see the queue's room, the port sees its head. Requests reach
+    Every request is one word. Each client's requests wait in a two-entry queue of its
+    own, and a granted request in another before the port: a client sees only its queue's
+    room, the grant only the queues' heads, and the port only the last queue's head. So no
+    path in a cycle runs from a client through the arbiter and back, or on into the port's
+    controller; the clients are spread over the chip, and such paths would cross it
+    twice. Requests reach
     the port in the order they were granted, reads and writes alike. A reader's words
     come back in the order it asked for them; the arbiter keeps the reader of each
     outstanding word in a small FIFO, and readers take their words at once (they ask only
@@ -48,6 +54,9 @@ class MemoryArbiter(wiring.Component):
     port_read_req, port_write_req : Out(stream.Signature(request_layout()))
     port_read_data : In(stream.Signature(word_bits))
     port_write_data : Out(stream.Signature(word_bits))
+    queued : Out(readers + writers)
+        A client's own queue holds requests (readers first, then writers): until it is
+        empty, the client's requests may still be overtaken by other clients'.
     busy : Out(1)
         Granted requests, or a write's word, have yet to reach the port.
     """
@@ -63,6 +72,7 @@ class MemoryArbiter(wiring.Component):
             "port_read_data": In(stream.Signature(word_bits)),
             "port_write_req": Out(stream.Signature(request_layout())),
             "port_write_data": Out(stream.Signature(word_bits)),
+            "queued": Out(readers + writers),
             "busy": Out(1),
         })
 
@@ -76,12 +86,22 @@ class MemoryArbiter(wiring.Component):
         m.submodules.tags = tags = SyncFIFO(width=max(1, (self.readers - 1).bit_length()),
                                             depth=self.outstanding)
 
+        queues = []
+        for k, c in enumerate(clients):
+            q = SyncFIFO(width=len(Value.cast(c.payload)), depth=2)
+            m.submodules[f"client{k}"] = q
+            m.d.comb += [q.w_data.eq(c.payload), q.w_en.eq(c.valid), c.ready.eq(q.w_rdy)]
+            queues.append(q)
+        m.d.comb += self.queued.eq(Cat(q.r_rdy for q in queues))
+        reads, writes = queues[:self.readers], queues[self.readers:]
+        written = [write_layout(self.word_bits)(q.r_data) for q in writes]
+
         # Round robin over one-hot vectors: the lowest client asking above the last one
         # granted, else the lowest asking. Two carry chains, not a priority mux chain.
         # A read may ask only while its tag has room.
         asking = Signal(n)
-        m.d.comb += asking.eq(Cat(*(c.valid & tags.w_rdy for c in self.read),
-                                  *(c.valid for c in self.write)))
+        m.d.comb += asking.eq(Cat(*(q.r_rdy & tags.w_rdy for q in reads),
+                                  *(q.r_rdy for q in writes)))
         above = Signal(n)  # the clients after the last one granted
         after_last = _lowest(asking & above)
         grant = Signal(n)
@@ -89,14 +109,13 @@ class MemoryArbiter(wiring.Component):
         take = grant.any() & queue.w_rdy
         with m.If(take):
             m.d.sync += above.eq(~((grant << 1) - 1)[:n])
-        m.d.comb += [c.ready.eq(grant[k] & queue.w_rdy) for k, c in enumerate(clients)]
+        m.d.comb += [q.r_en.eq(grant[k] & queue.w_rdy) for k, q in enumerate(queues)]
 
         entry = Signal(granted_layout)
         m.d.comb += [
             entry.read.eq(grant[:self.readers].any()),
-            entry.addr.eq(_pick(grant, [c.payload for c in self.read]
-                                + [c.payload.addr for c in self.write])),
-            entry.word.eq(_pick(grant[self.readers:], [c.payload.word for c in self.write])),
+            entry.addr.eq(_pick(grant, [q.r_data for q in reads] + [w.addr for w in written])),
+            entry.word.eq(_pick(grant[self.readers:], [w.word for w in written])),
             queue.w_data.eq(entry), queue.w_en.eq(take),
             tags.w_en.eq(take & entry.read),
             tags.w_data.eq(_pick(grant, list(range(self.readers)))),

@@ -143,6 +143,7 @@ class Accelerator(wiring.Component):
             if port.kind == "read":
                 engine = PortReader(word, port.beat_bits)
                 k = readers.index(port)
+                client = k
                 wiring.connect(m, engine.req, arbiter.read[k])
                 wiring.connect(m, arbiter.read_data[k], engine.data)
                 target = inputs.get(port.name, getattr(self.units[unit], stream_name))
@@ -150,6 +151,7 @@ class Accelerator(wiring.Component):
                              engine.o.ready.eq(target.ready)]
             else:
                 engine = PortWriter(word, port.beat_bits)
+                client = arbiter.readers + writers.index(port)
                 wiring.connect(m, engine.req, arbiter.write[writers.index(port)])
                 source = getattr(self.units[unit], stream_name)
                 m.d.comb += [engine.i.valid.eq(source.valid), engine.i.payload.eq(source.payload),
@@ -160,7 +162,9 @@ class Accelerator(wiring.Component):
             wiring.connect(m, controller.desc[index], queue.w_stream)
             m.d.comb += [engine.desc.valid.eq(queue.r_rdy), engine.desc.payload.eq(queue.r_data),
                          queue.r_en.eq(engine.desc.ready)]
-            busy.append(engine.busy)
+            # A port is idle once its requests are in the arbiter's shared queue, where
+            # the memory serves them in order, ahead of any later request.
+            busy.append(engine.busy | arbiter.queued[client])
         m.d.comb += [controller.port_busy.eq(Cat(*busy)), self.ports_busy.eq(Cat(*busy)),
                      controller.memory_busy.eq(arbiter.busy),
                      self.pc.eq(controller.pc)]
@@ -204,7 +208,9 @@ class Accelerator(wiring.Component):
         wiring.connect(m, wiring.flipped(self.host_write_desc), host_writer.desc)
         wiring.connect(m, wiring.flipped(self.host_write), host_writer.i)
         wiring.connect(m, host_writer.req, arbiter.write[len(writers)])
-        m.d.comb += [self.host_busy.eq(host_reader.busy | host_writer.busy)]
+        m.d.comb += [self.host_busy.eq(host_reader.busy | host_writer.busy
+                                       | arbiter.queued[len(readers) + 1]
+                                       | arbiter.queued[arbiter.readers + len(writers)])]
         wiring.connect(m, wiring.flipped(self.start), controller.start)
         m.d.comb += self.busy.eq(controller.busy)
 
