@@ -152,6 +152,15 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     return report
 
 
+def same_build(first: dict, second: dict) -> bool:
+    """Whether two builds' reports agree on everything but wall time and paths, and their
+    bitstreams are the same bytes."""
+    def key(report):
+        return {k: v for k, v in report.items() if k not in ("build_s", "bitfile")}
+    return (key(first) == key(second)
+            and Path(first["bitfile"]).read_bytes() == Path(second["bitfile"]).read_bytes())
+
+
 def synthesis_counts(module: dict) -> dict:
     """The device resources a synthesised (flat) module takes, as yosys mapped it: LUT4s
     (a CCU2C carry cell is two), flip-flops, multipliers and block RAMs. Distributed RAM
@@ -183,15 +192,27 @@ def run(argv=None):
                         help="target clock in MHz for every design (default: each design's own)")
     parser.add_argument("--synth-only", action="store_true",
                         help="stop after yosys and report its cell counts against the device")
+    parser.add_argument("--twice", action="store_true",
+                        help="build each design again at the same seed (into <design>/again) "
+                             "and check that the report and the bitstream are the same")
     design_argument(parser, {**DESIGNS, **BOARDS}, "every unit and kernel, then the board")
     args = parser.parse_args(argv)
     console = make_console()
+    names = args.designs or [*DESIGNS, *BOARDS]
     reports = [build(n, freq_mhz=args.freq, seed=args.seed, console=console,
-                     synth_only=args.synth_only)
-               for n in args.designs or [*DESIGNS, *BOARDS]]
+                     synth_only=args.synth_only) for n in names]
     if args.synth_only:
         print_synthesis(reports, console)
         return
+    if args.twice:
+        differ = [n for n, r in zip(names, reports, strict=True)
+                  if not same_build(r, build(n, freq_mhz=args.freq, seed=args.seed,
+                                             console=console, root=BITSTREAM / n / "again"))]
+        console.print(f"[red]a second build differs: {', '.join(differ)}[/red]" if differ
+                      else f"every design built twice at seed {args.seed}: the same reports "
+                           "and bitstreams")
+        if differ:
+            sys.exit(1)
     table = Table(title=f"ECP5 implementation ({DEVICE['name']})")
     for column in ("design", "LUT4", "FF", "DSP", "BRAM", "Fmax MHz", "target", "build s"):
         table.add_column(column, no_wrap=True)

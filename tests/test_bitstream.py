@@ -53,3 +53,14 @@ def test_synthesis_only_counts_cells_against_the_device(tmp_path):
     cells = {"a": {"type": "LUT4"}, "b": {"type": "CCU2C"}, "c": {"type": "DP16KD"}}
     assert bitstream.synthesis_counts({"cells": cells}) == {
         "lut4": 3, "ff": 0, "dsp": 0, "bram": 1, "dpr16x4": 0}
+
+
+def test_two_builds_differ_in_the_report_or_the_bitstream(tmp_path):
+    def built(name, bits, fmax):
+        path = tmp_path / f"{name}.bit"
+        path.write_bytes(bits)
+        return {"design": "d", "fmax_mhz": fmax, "build_s": len(name), "bitfile": str(path)}
+    first = built("first", b"\x01\x02", 101.5)
+    assert bitstream.same_build(first, built("second_run", b"\x01\x02", 101.5))
+    assert not bitstream.same_build(first, built("other_bits", b"\x01\x03", 101.5))
+    assert not bitstream.same_build(first, built("other_fmax", b"\x01\x02", 99.0))
