@@ -95,6 +95,8 @@ def _comparison(model: dict | None) -> list:
     board = json.loads(board_path.read_text()) if board_path.exists() else None
     bench_path = REPORT / "bench.json"
     bench = json.loads(bench_path.read_text()) if bench_path.exists() else {}
+    # Reports from before the set was recorded pair with nothing.
+    board_hw = board.get("params", {}).get("hw") if board else None
     rows = []
 
     def add(design, config, source, hw, cycles, utilisation, bytes_per_image, mhz,
@@ -109,7 +111,7 @@ def _comparison(model: dict | None) -> list:
                      "dsp_used": dsp_used,
                      "gops_per_dsp_used": gops / dsp_used if dsp_used else None})
 
-    if board and model and model["hw"] == board.get("params", {}).get("hw"):
+    if board_hw and model and model["hw"] == board_hw:
         add(f"lumoe {model['hw']} on the ULX3S", model["config"],
             "RTL (`make sim`) at the board's Fmax (`make bitstream`)", model["hw"],
             model["cycles_per_image"], model["mac_utilisation"], model["bytes_per_image"],
@@ -121,7 +123,7 @@ def _comparison(model: dict | None) -> list:
         mean = {k: sum(p[k] for p in tasks) / len(tasks)
                 for k in ("cycles", "mac_utilisation", "bytes_per_image")}
         # The board's compute runs at the board's latest measured clock.
-        on_board = board is not None and key.startswith(board["params"]["hw"])
+        on_board = board_hw is not None and key.startswith(board_hw)
         clock = "the board's Fmax" if on_board else tasks[0]["clock"]
         add(f"lumoe {key}", "m3vit-tiny", f"cycle model (`make bench`), {clock}", key,
             mean["cycles"], mean["mac_utilisation"], mean["bytes_per_image"],
@@ -147,7 +149,7 @@ def _comparison_section(rows: list) -> list:
                    if r["gops_per_dsp_used"] else "-")
         lines.append(f"| {r['design']} | {r['config']} | {r['source']} | "
                      f"{r['macs_per_cycle']} | {100 * r['mac_utilisation']:.1f} % | "
-                     f"{r['bytes_per_image']:,} | {r['mhz']:.1f} | {r['fps']:,.1f} | "
+                     f"{r['bytes_per_image']:,} | {r['mhz']:.1f} | {r['fps']:,.2f} | "
                      f"{r['gops']:.2f} | {r['gops_per_mac_multiplier']:.3f} | {per_dsp} |")
     paper = EDGE_MOE_PAPER
     lines.append(f"| Edge-MoE (ZCU102) | m3vit-tiny | published configuration | "

@@ -62,3 +62,8 @@ def test_the_boards_compute_is_projected_at_the_boards_clock(saved):
     write(saved / "report" / "bench.json", {"projection": {"ecp5-85f-m3vit.task0": task}})
     (row,) = report._comparison(None)
     assert row["mhz"] == 80.0 and row["dsp_used"] == 100
+
+
+def test_a_board_report_without_its_set_pairs_with_nothing(saved):
+    write(saved / "bitstream" / "ulx3s" / "report.json", {"fmax_mhz": 80.0, "dsp": 100})
+    assert report._comparison(MODEL) == []
