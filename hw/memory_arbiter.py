@@ -33,11 +33,11 @@ class MemoryArbiter(wiring.Component):
     room, the grant only the queues' heads, and the port only the last queue's head. So no
     path in a cycle runs from a client through the arbiter and back, or on into the port's
     controller; the clients are spread over the chip, and such paths would cross it
-    twice. Requests reach
-    the port in the order they were granted, reads and writes alike. A reader's words
-    come back in the order it asked for them; the arbiter keeps the reader of each
-    outstanding word in a small FIFO, and readers take their words at once (they ask only
-    when they have room). A writer's word goes to the port a cycle after its request does.
+    twice. Requests reach the port in the order they were granted, reads and writes
+    alike. A reader's words come back in the order it asked for them; the arbiter keeps
+    the reader of each outstanding word in a small FIFO, and readers take their words at
+    once (they ask only when they have room). A writer's word goes to the port a cycle
+    after its request does.
 
     Parameters
     ----------
