@@ -142,17 +142,17 @@ class Accelerator(wiring.Component):
             unit, stream_name = port.name.split(".")
             if port.kind == "read":
                 engine = PortReader(word, port.beat_bits)
-                k = readers.index(port)
-                client = k
-                wiring.connect(m, engine.req, arbiter.read[k])
-                wiring.connect(m, arbiter.read_data[k], engine.data)
+                client = readers.index(port)
+                wiring.connect(m, engine.req, arbiter.read[client])
+                wiring.connect(m, arbiter.read_data[client], engine.data)
                 target = inputs.get(port.name, getattr(self.units[unit], stream_name))
                 m.d.comb += [target.valid.eq(engine.o.valid), target.payload.eq(engine.o.payload),
                              engine.o.ready.eq(target.ready)]
             else:
                 engine = PortWriter(word, port.beat_bits)
-                client = arbiter.readers + writers.index(port)
-                wiring.connect(m, engine.req, arbiter.write[writers.index(port)])
+                k = writers.index(port)
+                client = arbiter.readers + k
+                wiring.connect(m, engine.req, arbiter.write[k])
                 source = getattr(self.units[unit], stream_name)
                 m.d.comb += [engine.i.valid.eq(source.valid), engine.i.payload.eq(source.payload),
                              source.ready.eq(engine.i.ready)]
@@ -193,24 +193,26 @@ class Accelerator(wiring.Component):
             for field_name, _ in cmd.payload.shape():
                 m.d.comb += cmd.payload[field_name].eq(fields[rename.get(field_name, field_name)])
 
-        # Instruction fetch and the host.
+        # Instruction fetch and the host, after the units' ports on the arbiter.
+        fetch_client, host_read_client = len(readers), len(readers) + 1
+        host_write_client = len(writers)
         m.submodules.fetch = fetch = PortReader(word, isa.INSTRUCTION_BITS)
         wiring.connect(m, controller.fetch_desc, fetch.desc)
         wiring.connect(m, fetch.o, controller.fetch)
-        wiring.connect(m, fetch.req, arbiter.read[len(readers)])
-        wiring.connect(m, arbiter.read_data[len(readers)], fetch.data)
+        wiring.connect(m, fetch.req, arbiter.read[fetch_client])
+        wiring.connect(m, arbiter.read_data[fetch_client], fetch.data)
         m.submodules.host_reader = host_reader = PortReader(word, word)
         wiring.connect(m, wiring.flipped(self.host_read_desc), host_reader.desc)
         wiring.connect(m, host_reader.o, wiring.flipped(self.host_read))
-        wiring.connect(m, host_reader.req, arbiter.read[len(readers) + 1])
-        wiring.connect(m, arbiter.read_data[len(readers) + 1], host_reader.data)
+        wiring.connect(m, host_reader.req, arbiter.read[host_read_client])
+        wiring.connect(m, arbiter.read_data[host_read_client], host_reader.data)
         m.submodules.host_writer = host_writer = PortWriter(word, word)
         wiring.connect(m, wiring.flipped(self.host_write_desc), host_writer.desc)
         wiring.connect(m, wiring.flipped(self.host_write), host_writer.i)
-        wiring.connect(m, host_writer.req, arbiter.write[len(writers)])
+        wiring.connect(m, host_writer.req, arbiter.write[host_write_client])
         m.d.comb += [self.host_busy.eq(host_reader.busy | host_writer.busy
-                                       | arbiter.queued[len(readers) + 1]
-                                       | arbiter.queued[arbiter.readers + len(writers)])]
+                                       | arbiter.queued[host_read_client]
+                                       | arbiter.queued[arbiter.readers + host_write_client])]
         wiring.connect(m, wiring.flipped(self.start), controller.start)
         m.d.comb += self.busy.eq(controller.busy)
 

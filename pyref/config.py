@@ -215,6 +215,11 @@ class HardwareConfig:
             raise ConfigError(f"parameter set '{self.name}': every size must be positive")
 
     @property
+    def compute(self) -> tuple:
+        """The tile, attention P and chunk width: what sets cycle counts, buffers aside."""
+        return self.tile_in, self.tile_out, self.parallelism, self.attention_width
+
+    @property
     def peak_macs_per_cycle(self) -> int:
         return self.tile_in * self.tile_out
 

@@ -1,7 +1,7 @@
 """make bitstream: each design through yosys, nextpnr-ecp5 and ecppack for an LFE5U-85F.
 
 The kernels and compute units alone (behind a serial pin harness), then the whole
-accelerator on the ULX3S board (`hw.ulx3s`, the ``ecp5-85f`` set, about half an hour).
+accelerator on the ULX3S board (`hw.ulx3s`, the ``ecp5-85f`` set, about 40 minutes).
 Writes ``build/bitstream/<design>/report.json`` with ``{lut4, ff, dsp, bram, fmax_mhz,
 bitfile}`` plus the device's capacity and the pin harness's own share.
 """

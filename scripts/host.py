@@ -9,12 +9,11 @@ the integer model: the same host code the board's cocotb bench runs (`make sim-b
 import argparse
 import time
 
-from hw import ulx3s
 from pyref import host_link
 from pyref.config import ConfigError
 from pyref.workload import workload
 from scripts.common import main, make_console, seed_argument
-from scripts.designs import BOARDS
+from scripts.designs import BOARD_DESIGNS
 
 #: Seconds the host waits for a reply before it names the problem.
 TIMEOUT_S = 5.0
@@ -35,9 +34,11 @@ def run(argv=None):
     import serial
 
     console = make_console()
-    # The model the ULX3S bitstream runs, compiled for its memory.
-    hw = BOARDS["ulx3s"].params["hw"]
-    work = workload("tiny", hw, args.images, args.seed, ulx3s.memory_words(hw))
+    # The model the ULX3S bitstream runs, compiled for its SDRAM: the board that
+    # `make sim-board` checks on the chip model.
+    board = BOARD_DESIGNS["board_sdram"]
+    work = workload(board.bench_args["config"], board.params["hw"], args.images, args.seed,
+                    board.params["memory_words"])
     try:
         port = serial.Serial(args.port, args.baud, timeout=TIMEOUT_S)
     except serial.SerialException as e:

@@ -123,7 +123,8 @@ def _comparison(model: dict | None) -> list:
         mean = {k: sum(p[k] for p in tasks) / len(tasks)
                 for k in ("cycles", "mac_utilisation", "bytes_per_image")}
         # The board's compute runs at the board's latest measured clock.
-        on_board = board_hw is not None and key.startswith(board_hw)
+        on_board = (board_hw is not None
+                    and get_hw_config(key).compute == get_hw_config(board_hw).compute)
         clock = "the board's Fmax" if on_board else tasks[0]["clock"]
         add(f"lumoe {key}", "m3vit-tiny", f"cycle model (`make bench`), {clock}", key,
             mean["cycles"], mean["mac_utilisation"], mean["bytes_per_image"],

@@ -15,7 +15,6 @@ from pyref.workload import parameters_of, workload
 from scripts.designs import TOP_MEMORY_WORDS as TINY_MEMORY
 
 
-
 @pytest.fixture(scope="module")
 def tiny():
     return workload("tiny", "ecp5-85f", 4, seed=0, memory_words=TINY_MEMORY)

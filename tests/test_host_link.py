@@ -13,7 +13,6 @@ from pyref.workload import workload
 from scripts.designs import TOP_MEMORY_WORDS as MEMORY_WORDS
 
 
-
 class FakeBoard:
     """The protocol in Python, as pyserial would show it: the functional machine
     (`pyref.machine`) runs the tasks. ``answer`` replaces the identify reply."""
