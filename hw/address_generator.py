@@ -35,17 +35,22 @@ class AddressGenerator(wiring.Component):
         m = Module()
         d = Signal(descriptor_layout())
         left = Signal(32)
-        index = [Signal(16, name=f"i{k}") for k in range(isa.LOOPS)]
+        # Per level, the steps left before it wraps, and its count less one to restart
+        # from: the step's choice is then a test for zero, with no subtraction before it.
+        remaining = [Signal(16, name=f"remaining{k}") for k in range(isa.LOOPS)]
+        last = [Signal(16, name=f"last{k}") for k in range(isa.LOOPS)]
         # partial[k]: base plus the terms of levels k and up (partial[LOOPS] is the base).
         partial = [Signal(32, name=f"partial{k}") for k in range(isa.LOOPS)]
-        counts = [d[f"count{k}"] for k in range(isa.LOOPS)]
         strides = [d[f"stride{k}"] for k in range(isa.LOOPS)]
 
         m.d.comb += [self.busy.eq(self.o.valid), self.desc.ready.eq(~self.o.valid),
                      self.o.payload.addr.eq(partial[0]), self.o.payload.lanes.eq(d.lanes)]
         with m.If(self.desc.valid & self.desc.ready):
+            counts = [self.desc.payload[f"count{k}"] - 1 for k in range(isa.LOOPS)]
             m.d.sync += [d.eq(self.desc.payload), left.eq(self.desc.payload.words),
-                         self.o.valid.eq(1), *[i.eq(0) for i in index],
+                         self.o.valid.eq(1),
+                         *[r.eq(c) for r, c in zip(remaining, counts, strict=True)],
+                         *[t.eq(c) for t, c in zip(last, counts, strict=True)],
                          *[p.eq(self.desc.payload.base) for p in partial]]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += left.eq(left - 1)
@@ -53,14 +58,16 @@ class AddressGenerator(wiring.Component):
                 m.d.sync += self.o.valid.eq(0)
             # The innermost level that does not wrap steps; every level below restarts
             # from its new partial sum. All levels wrapping restarts from the base.
-            with m.If(index[0] != counts[0] - 1):
-                m.d.sync += [index[0].eq(index[0] + 1), partial[0].eq(partial[0] + strides[0])]
+            with m.If(remaining[0] != 0):
+                m.d.sync += [remaining[0].eq(remaining[0] - 1),
+                             partial[0].eq(partial[0] + strides[0])]
             for k in range(1, isa.LOOPS):
-                with m.Elif(index[k] != counts[k] - 1):
+                with m.Elif(remaining[k] != 0):
                     step = partial[k] + strides[k]
-                    m.d.sync += [index[k].eq(index[k] + 1),
-                                 *[i.eq(0) for i in index[:k]],
+                    m.d.sync += [remaining[k].eq(remaining[k] - 1),
+                                 *[r.eq(t) for r, t in zip(remaining[:k], last, strict=False)],
                                  *[p.eq(step) for p in partial[:k + 1]]]
             with m.Else():
-                m.d.sync += [*[i.eq(0) for i in index], *[p.eq(d.base) for p in partial]]
+                m.d.sync += [*[r.eq(t) for r, t in zip(remaining, last, strict=True)],
+                             *[p.eq(d.base) for p in partial]]
         return m

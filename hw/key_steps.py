@@ -1,6 +1,6 @@
 """The key order of one attention head: which key row each step of the attention unit reads."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,21 +41,28 @@ class KeySteps(wiring.Component):
         m = Module()
         p = self.parallelism
         tokens = Signal(range(self.max_tokens + 1))
-        steps_left = Signal(range((self.max_tokens + p) * self.max_tokens + 1))
         row = Signal(range(self.max_tokens))
+        # The steps are `blocks` passes over the rows, then `extra` more rows. The last
+        # step is told by two registers compared with two set at the command (no multiply
+        # of blocks by tokens: its multiplier would sit wherever one is free).
+        passes_left = Signal(range(self.max_tokens + 1))
+        last_pass = Signal(range(2))
+        last_row = Signal(range(self.max_tokens))
         busy = Signal()
+        final = (passes_left == last_pass) & (row == last_row)
         m.d.comb += [self.cmd.ready.eq(~busy), self.o.valid.eq(busy),
-                     self.o.payload.token.eq(row), self.o.payload.final.eq(steps_left == 1)]
+                     self.o.payload.token.eq(row), self.o.payload.final.eq(final)]
         with m.If(self.cmd.valid & self.cmd.ready & (self.cmd.payload.tokens != 0)):
             t = self.cmd.payload.tokens
-            blocks = (t + p - 1) >> (p.bit_length() - 1)
+            extra = (t - 1) & (p - 1)
             m.d.sync += [tokens.eq(t), row.eq(0), busy.eq(1),
-                         steps_left.eq(blocks * t + ((t - 1) & (p - 1)))]
+                         passes_left.eq((t + p - 1) >> (p.bit_length() - 1)),
+                         last_pass.eq(extra == 0),
+                         last_row.eq(Mux(extra == 0, t - 1, extra - 1))]
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += [steps_left.eq(steps_left - 1),
-                         row.eq(row + 1)]
+            m.d.sync += row.eq(row + 1)
             with m.If(row == tokens - 1):
-                m.d.sync += row.eq(0)
-            with m.If(steps_left == 1):
+                m.d.sync += [row.eq(0), passes_left.eq(passes_left - 1)]
+            with m.If(final):
                 m.d.sync += busy.eq(0)
         return m

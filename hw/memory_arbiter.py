@@ -1,12 +1,14 @@
 """One memory port shared by many readers and writers, a word at a time."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from hw.delay import kept_copies
 from hw.memory_port import ADDRESS_BITS, request_layout
 from hw.port_writer import write_layout
+from hw.stream_link import StreamLink
 
 
 def _lowest(bits):
@@ -28,16 +30,16 @@ def _pick(grant, values):
 class MemoryArbiter(wiring.Component):
     """Grants the `MemoryPort` to one client per cycle, round robin.
 
-    Every request is one word. Each client's requests wait in a two-entry queue of its
-    own, and a granted request in another before the port: a client sees only its queue's
-    room, the grant only the queues' heads, and the port only the last queue's head. So no
-    path in a cycle runs from a client through the arbiter and back, or on into the port's
-    controller; the clients are spread over the chip, and such paths would cross it
-    twice. Requests reach the port in the order they were granted, reads and writes
-    alike. A reader's words come back in the order it asked for them; the arbiter keeps
-    the reader of each outstanding word in a small FIFO, and readers take their words at
-    once (they ask only when they have room). A writer's word goes to the port a cycle
-    after its request does.
+    Every request is one word. The clients are spread over the chip, so each reaches the
+    arbiter through a `StreamLink` of ``stages`` registers into a queue of its own, and a
+    granted request waits in another queue before the port: a client sees only its
+    credits, the grant only the queues' heads, and the port only the last queue's head.
+    No path in a cycle runs from a client to the arbiter, or through it back or on into
+    the port's controller. Requests reach the port in the order they were granted, reads
+    and writes alike. A reader's words come back in the order it asked for them, through
+    ``stages`` registers of its own; the arbiter keeps the reader of each outstanding
+    word in a small FIFO, and readers take their words at once (they ask only when they
+    have room). A writer's word goes to the port a cycle after its request does.
 
     Parameters
     ----------
@@ -45,6 +47,8 @@ class MemoryArbiter(wiring.Component):
     readers, writers : int
     outstanding : int
         Reads granted but not yet answered, at most.
+    stages : int
+        Registers between a client and the arbiter, each way.
 
     Members
     -------
@@ -55,15 +59,16 @@ class MemoryArbiter(wiring.Component):
     port_read_data : In(stream.Signature(word_bits))
     port_write_data : Out(stream.Signature(word_bits))
     queued : Out(readers + writers)
-        A client's own queue holds requests (readers first, then writers): until it is
-        empty, the client's requests may still be overtaken by other clients'.
+        A client's link holds requests (readers first, then writers), at the client's
+        end: until they are all granted, they may still be overtaken by other clients'.
     busy : Out(1)
         Granted requests, or a write's word, have yet to reach the port.
     """
 
-    def __init__(self, word_bits: int, readers: int, writers: int, outstanding: int = 8):
+    def __init__(self, word_bits: int, readers: int, writers: int, outstanding: int = 8,
+                 stages: int = 1):
         self.word_bits, self.readers, self.writers = word_bits, readers, writers
-        self.outstanding = outstanding
+        self.outstanding, self.stages = outstanding, stages
         super().__init__({
             "read": In(stream.Signature(32)).array(readers),
             "read_data": Out(stream.Signature(word_bits)).array(readers),
@@ -86,22 +91,22 @@ class MemoryArbiter(wiring.Component):
         m.submodules.tags = tags = SyncFIFO(width=max(1, (self.readers - 1).bit_length()),
                                             depth=self.outstanding)
 
-        queues = []
+        links = []
         for k, c in enumerate(clients):
-            q = SyncFIFO(width=len(Value.cast(c.payload)), depth=2)
-            m.submodules[f"client{k}"] = q
-            m.d.comb += [q.w_data.eq(c.payload), q.w_en.eq(c.valid), c.ready.eq(q.w_rdy)]
-            queues.append(q)
-        m.d.comb += self.queued.eq(Cat(q.r_rdy for q in queues))
-        reads, writes = queues[:self.readers], queues[self.readers:]
-        written = [write_layout(self.word_bits)(q.r_data) for q in writes]
+            m.submodules[f"client{k}"] = link = StreamLink(c.payload.shape(), self.stages)
+            wiring.connect(m, wiring.flipped(c), link.i)
+            links.append(link)
+        m.d.comb += self.queued.eq(Cat(link.pending for link in links))
+        heads = [link.o for link in links]
+        reads, writes = heads[:self.readers], heads[self.readers:]
+        written = [w.payload for w in writes]
 
         # Round robin over one-hot vectors: the lowest client asking above the last one
         # granted, else the lowest asking. Two carry chains, not a priority mux chain.
         # A read may ask only while its tag has room.
         asking = Signal(n)
-        m.d.comb += asking.eq(Cat(*(q.r_rdy & tags.w_rdy for q in reads),
-                                  *(q.r_rdy for q in writes)))
+        m.d.comb += asking.eq(Cat(*(q.valid & tags.w_rdy for q in reads),
+                                  *(q.valid for q in writes)))
         above = Signal(n)  # the clients after the last one granted
         after_last = _lowest(asking & above)
         grant = Signal(n)
@@ -109,12 +114,12 @@ class MemoryArbiter(wiring.Component):
         take = grant.any() & queue.w_rdy
         with m.If(take):
             m.d.sync += above.eq(~((grant << 1) - 1)[:n])
-        m.d.comb += [q.r_en.eq(grant[k] & queue.w_rdy) for k, q in enumerate(queues)]
+        m.d.comb += [q.ready.eq(grant[k] & queue.w_rdy) for k, q in enumerate(heads)]
 
         entry = Signal(granted_layout)
         m.d.comb += [
             entry.read.eq(grant[:self.readers].any()),
-            entry.addr.eq(_pick(grant, [q.r_data for q in reads] + [w.addr for w in written])),
+            entry.addr.eq(_pick(grant, [q.payload for q in reads] + [w.addr for w in written])),
             entry.word.eq(_pick(grant[self.readers:], [w.word for w in written])),
             queue.w_data.eq(entry), queue.w_en.eq(take),
             tags.w_en.eq(take & entry.read),
@@ -137,9 +142,14 @@ class MemoryArbiter(wiring.Component):
 
         m.d.comb += self.busy.eq(queue.r_rdy | self.port_write_data.valid)
 
-        # Read words go back to whoever asked.
+        # Read words go back to whoever asked, through registers of each reader's own:
+        # copies of the word kept apart, so each can sit on the way to its reader.
         m.d.comb += [self.port_read_data.ready.eq(1), tags.r_en.eq(self.port_read_data.valid)]
+        answer = self.port_read_data
         for k, c in enumerate(self.read_data):
-            m.d.comb += [c.payload.eq(self.port_read_data.payload),
-                         c.valid.eq(self.port_read_data.valid & (tags.r_data == k))]
+            word, valid = answer.payload, answer.valid & (tags.r_data == k)
+            for stage in range(self.stages):
+                [word] = kept_copies(m, word, 1, f"reader{k}_word{stage}", reset_less=True)
+                [valid] = kept_copies(m, valid, 1, f"reader{k}_valid{stage}")
+            m.d.comb += [c.payload.eq(word), c.valid.eq(valid)]
         return m

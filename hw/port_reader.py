@@ -6,6 +6,8 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from hw.address_generator import AddressGenerator, descriptor_layout
+from hw.delay import delayed
+from pyref.isa import READ_BUFFER_WORDS
 
 
 class PortReader(wiring.Component):
@@ -36,7 +38,7 @@ class PortReader(wiring.Component):
         Words of a descriptor are still to be asked for.
     """
 
-    def __init__(self, word_bits: int, beat_bits: int, depth: int = 8):
+    def __init__(self, word_bits: int, beat_bits: int, depth: int = READ_BUFFER_WORDS):
         if word_bits % beat_bits and beat_bits % word_bits:
             raise ValueError(f"beats of {beat_bits} bits neither split nor fill {word_bits}-bit "
                              "words")
@@ -57,10 +59,12 @@ class PortReader(wiring.Component):
         m.submodules.lanes = lanes = SyncFIFO(width=8, depth=self.depth)
         wiring.connect(m, wiring.flipped(self.desc), addresses.desc)
 
-        # Credits: words asked for and not yet taken out of the buffer.
+        # Credits: words asked for and not yet taken out of the buffer. A word taken
+        # counts a cycle late: the unit that takes it may sit far from where words are
+        # asked for, and the count only errs on the safe side for that cycle.
         asked = Signal(range(self.depth + 1))
         ask = self.req.valid & self.req.ready
-        pop = words.r_en & words.r_rdy
+        pop = delayed(m, words.r_en & words.r_rdy, 1, name="popped")
         m.d.sync += asked.eq(asked + ask - pop)
         m.d.comb += [self.req.valid.eq(addresses.o.valid & (asked < self.depth)),
                      self.req.payload.eq(addresses.o.payload.addr),

@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 from hw.address_generator import descriptor_layout
 from hw.attention import AttentionUnit
 from hw.controller import Controller, command_layout, expert_layout
+from hw.delay import delayed
 from hw.expert_combine import ExpertCombine
 from hw.key_steps import KeySteps
 from hw.layernorm_unit import LayerNormUnit
@@ -21,6 +22,7 @@ from hw.port_reader import PortReader
 from hw.port_writer import PortWriter
 from hw.residual import ResidualAdd
 from hw.sdram_port import SdramPort, pins_signature
+from hw.stream_link import StreamLink
 from hw.token_gather import TokenGather
 from pyref import isa
 from pyref.config import ConfigError, HardwareConfig
@@ -157,36 +159,40 @@ class Accelerator(wiring.Component):
                 m.d.comb += [engine.i.valid.eq(source.valid), engine.i.payload.eq(source.payload),
                              source.ready.eq(engine.i.ready)]
             m.submodules[port.name.replace(".", "_")] = engine
-            queue = SyncFIFO(width=descriptor_layout().size, depth=isa.QUEUE_DEPTH)
+            queue = StreamLink(descriptor_layout(), depth=isa.QUEUE_DEPTH)
             m.submodules[f"{port.name.replace('.', '_')}_queue"] = queue
-            wiring.connect(m, controller.desc[index], queue.w_stream)
-            m.d.comb += [engine.desc.valid.eq(queue.r_rdy), engine.desc.payload.eq(queue.r_data),
-                         queue.r_en.eq(engine.desc.ready)]
+            wiring.connect(m, controller.desc[index], queue.i)
+            wiring.connect(m, queue.o, engine.desc)
             # A port is idle once its requests are in the arbiter's shared queue, where
-            # the memory serves them in order, ahead of any later request.
-            busy.append(engine.busy | arbiter.queued[client])
+            # the memory serves them in order, ahead of any later request. The port's
+            # own part comes to the controller a cycle late (the ports are far from it);
+            # its queue's part covers that cycle, as the queue's credit for a descriptor
+            # comes back no sooner than the port shows it busy.
+            busy.append(queue.pending | delayed(m, engine.busy | arbiter.queued[client], 1,
+                                                name=f"{port.name.replace('.', '_')}_busy"))
         m.d.comb += [controller.port_busy.eq(Cat(*busy)), self.ports_busy.eq(Cat(*busy)),
-                     controller.memory_busy.eq(arbiter.busy),
+                     controller.memory_busy.eq(delayed(m, arbiter.busy, 1, name="memory_busy")),
                      self.pc.eq(controller.pc)]
 
         # The controller's commands, queued per unit and renamed to each unit's fields.
         for index, name in enumerate(isa.UNITS):
-            queue = SyncFIFO(width=command_layout().size, depth=isa.QUEUE_DEPTH)
+            queue = StreamLink(command_layout(), depth=isa.QUEUE_DEPTH)
             m.submodules[f"{name}_commands"] = queue
-            wiring.connect(m, controller.cmd[index], queue.w_stream)
+            wiring.connect(m, controller.cmd[index], queue.i)
             cmd = self.units[name].cmd
-            fields = data.View(command_layout(), queue.r_data)
+            fields = queue.o.payload
             rename = COMMAND_FIELDS.get(name, {})
             # An attention head also goes to its key and value replays (a flush does not):
             # all take it in the same cycle.
             followers = ([f.cmd for pair in replays.values() for f in pair]
                          if name == "attention" else [])
             ready = [cmd.ready, *[f.ready | fields.flush for f in followers]]
-            m.d.comb += [cmd.valid.eq(queue.r_rdy & Cat(*ready[1:]).all()),
-                         queue.r_en.eq(queue.r_rdy & Cat(*ready).all())]
+            m.d.comb += [cmd.valid.eq(queue.o.valid & Cat(*ready[1:]).all()),
+                         queue.o.ready.eq(Cat(*ready).all())]
             for k, follower in enumerate(followers):
                 others = ready[:k + 1] + ready[k + 2:]
-                m.d.comb += [follower.valid.eq(queue.r_rdy & ~fields.flush & Cat(*others).all()),
+                m.d.comb += [follower.valid.eq(queue.o.valid & ~fields.flush
+                                               & Cat(*others).all()),
                              follower.payload.tokens.eq(fields.tokens)]
                 if "chunks" in follower.payload.shape().members:
                     m.d.comb += follower.payload.chunks.eq(fields.chunks)

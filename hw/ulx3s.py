@@ -8,6 +8,7 @@ from amaranth.hdl import (
     Instance,
     IOPort,
     Module,
+    ResetSignal,
     Signal,
 )
 from amaranth.lib import io, wiring
@@ -98,7 +99,16 @@ class Ulx3s(wiring.Component):
             i_ENCLKOP=0, o_CLKOP=clock, o_LOCK=locked)
         m.d.comb += ClockSignal("sync").eq(clock)
         m.submodules.button = button = io.Buffer("i", io.SingleEndedPort(p["btn_pwr_n"]))
-        m.submodules.reset = ResetSynchronizer(~locked | ~button.i, domain="sync")
+        # The reset reaches every flip-flop of the design: from its synchroniser it goes
+        # through a global buffer onto a clock network, as fabric routing would take
+        # a cycle to cross the chip.
+        m.domains.power_on = ClockDomain(local=True)
+        m.d.comb += ClockSignal("power_on").eq(clock)
+        m.submodules.reset = ResetSynchronizer(~locked | ~button.i, domain="power_on")
+        reset = Signal()
+        m.submodules.reset_global = Instance("DCCA", i_CLKI=ResetSignal("power_on"), i_CE=1,
+                                             o_CLKO=reset)
+        m.d.comb += ResetSignal("sync").eq(reset)
 
         m.submodules.board = board = self.board
         sdram = board.sdram

@@ -26,6 +26,9 @@ INSTRUCTION_BITS = 256
 QUEUE_DEPTH = 4
 #: Loop levels of a descriptor.
 LOOPS = 3
+#: Words a read port buffers: enough to cover the memory's round trip (through the
+#: arbiter's links) at a word per cycle.
+READ_BUFFER_WORDS = 16
 
 
 class ProgramError(ValueError):
