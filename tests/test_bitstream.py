@@ -5,7 +5,7 @@ import json
 import pytest
 from rich.console import Console
 
-from scripts import bitstream
+from scripts import bitstream, placed_timing
 
 
 @pytest.mark.slow
@@ -64,3 +64,27 @@ def test_two_builds_differ_in_the_report_or_the_bitstream(tmp_path):
     assert bitstream.same_build(first, built("second_run", b"\x01\x02", 101.5))
     assert not bitstream.same_build(first, built("other_bits", b"\x01\x03", 101.5))
     assert not bitstream.same_build(first, built("other_fmax", b"\x01\x02", 99.0))
+
+
+def test_placed_timing_follows_the_slowest_path_through_the_placement():
+    # Two registers ten tiles apart with a LUT beside the second; nextpnr's estimate for
+    # an arc of dx = 10 is 120 ps * (3 + 5 + 2 * 5) = 2.16 ns, and F to DI in a slice is 0.
+    def cell(kind, x, ports):
+        return {"type": kind, "attributes": {"NEXTPNR_BEL": f"X{x}/Y1/SLICEA"},
+                "port_directions": {p: d for p, (d, _) in ports.items()},
+                "connections": {p: [n] for p, (_, n) in ports.items()}}
+    placed = {"modules": {"top": {"cells": {
+        "first": cell("TRELLIS_FF", 1, {"CLK": ("input", 1), "DI": ("input", 12),
+                                        "Q": ("output", 10)}),
+        "lut": cell("TRELLIS_COMB", 11, {"A": ("input", 10), "F": ("output", 11)}),
+        "second": cell("TRELLIS_FF", 11, {"CLK": ("input", 1), "DI": ("input", 11),
+                                          "Q": ("output", 12)}),
+    }}}}
+    sdf = "".join(f"(CELL (INSTANCE {n}) (DELAY (ABSOLUTE (IOPATH {a} {b} (1:2:{d})))))"
+                  for n, a, b, d in (("first", "CLK", "Q", 500), ("second", "CLK", "Q", 500),
+                                     ("lut", "A", "F", 200)))
+    worst, other = placed_timing.slowest_paths(placed, sdf, 2)
+    assert worst["to"] == "second.DI" and worst["ns"] == 2.86
+    assert [(s["pin"], s["ns"]) for s in worst["path"]] == [
+        ("first.Q", 0.5), ("lut.A", 2.66), ("lut.F", 2.86), ("second.DI", 2.86)]
+    assert other["to"] == "first.DI" and other["ns"] == 2.66
