@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from hw.delay import kept_copies
+from hw.delay import delayed, kept_copies
 from hw.memory_port import ADDRESS_BITS, request_layout
 from hw.port_writer import write_layout
 from hw.stream_link import StreamLink
@@ -147,9 +147,10 @@ class MemoryArbiter(wiring.Component):
         m.d.comb += [self.port_read_data.ready.eq(1), tags.r_en.eq(self.port_read_data.valid)]
         answer = self.port_read_data
         for k, c in enumerate(self.read_data):
-            word, valid = answer.payload, answer.valid & (tags.r_data == k)
+            word = answer.payload
             for stage in range(self.stages):
                 [word] = kept_copies(m, word, 1, f"reader{k}_word{stage}", reset_less=True)
-                [valid] = kept_copies(m, valid, 1, f"reader{k}_valid{stage}")
-            m.d.comb += [c.payload.eq(word), c.valid.eq(valid)]
+            m.d.comb += [c.payload.eq(word),
+                         c.valid.eq(delayed(m, answer.valid & (tags.r_data == k), self.stages,
+                                            name=f"reader{k}_valid"))]
         return m

@@ -142,6 +142,7 @@ class Accelerator(wiring.Component):
         busy = []
         for index, port in enumerate(ports):
             unit, stream_name = port.name.split(".")
+            label = f"{unit}_{stream_name}"
             if port.kind == "read":
                 engine = PortReader(word, port.beat_bits)
                 client = readers.index(port)
@@ -158,9 +159,9 @@ class Accelerator(wiring.Component):
                 source = getattr(self.units[unit], stream_name)
                 m.d.comb += [engine.i.valid.eq(source.valid), engine.i.payload.eq(source.payload),
                              source.ready.eq(engine.i.ready)]
-            m.submodules[port.name.replace(".", "_")] = engine
-            queue = StreamLink(descriptor_layout(), depth=isa.QUEUE_DEPTH)
-            m.submodules[f"{port.name.replace('.', '_')}_queue"] = queue
+            m.submodules[label] = engine
+            m.submodules[f"{label}_queue"] = queue = StreamLink(descriptor_layout(),
+                                                                depth=isa.QUEUE_DEPTH)
             wiring.connect(m, controller.desc[index], queue.i)
             wiring.connect(m, queue.o, engine.desc)
             # A port is idle once its requests are in the arbiter's shared queue, where
@@ -169,7 +170,7 @@ class Accelerator(wiring.Component):
             # its queue's part covers that cycle, as the queue's credit for a descriptor
             # comes back no sooner than the port shows it busy.
             busy.append(queue.pending | delayed(m, engine.busy | arbiter.queued[client], 1,
-                                                name=f"{port.name.replace('.', '_')}_busy"))
+                                                name=f"{label}_busy"))
         m.d.comb += [controller.port_busy.eq(Cat(*busy)), self.ports_busy.eq(Cat(*busy)),
                      controller.memory_busy.eq(delayed(m, arbiter.busy, 1, name="memory_busy")),
                      self.pc.eq(controller.pc)]
