@@ -27,19 +27,35 @@ def _pick(grant, values):
     return tree([Mux(grant[k], v, 0) for k, v in enumerate(values)])
 
 
-class MemoryArbiter(wiring.Component):
-    """Grants the `MemoryPort` to one client per cycle, round robin.
+def _round_robin(m: Module, asking, take, name: str):
+    """One-hot grant to the lowest of ``asking`` above the last one granted, else to the
+    lowest asking: two carry chains, not a priority mux chain. The grant counts as used
+    when ``take`` (a function of the grant) is true."""
+    n = len(asking)
+    above = Signal(n, name=f"{name}_above")  # those after the last one granted
+    after_last = _lowest(asking & above)
+    grant = Signal(n, name=f"{name}_grant")
+    m.d.comb += grant.eq(Mux(after_last != 0, after_last, _lowest(asking)))
+    with m.If(take(grant)):
+        m.d.sync += above.eq(~((grant << 1) - 1)[:n])
+    return grant
 
-    Every request is one word. The clients are spread over the chip, so each reaches the
-    arbiter through a `StreamLink` of ``stages`` registers into a queue of its own, and a
-    granted request waits in another queue before the port: a client sees only its
-    credits, the grant only the queues' heads, and the port only the last queue's head.
-    No path in a cycle runs from a client to the arbiter, or through it back or on into
-    the port's controller. Requests reach the port in the order they were granted, reads
-    and writes alike. A reader's words come back in the order it asked for them, through
-    ``stages`` registers of its own; the arbiter keeps the reader of each outstanding
-    word in a small FIFO, and readers take their words at once (they ask only when they
-    have room). A writer's word goes to the port a cycle after its request does.
+
+class MemoryArbiter(wiring.Component):
+    """Grants the `MemoryPort` to one client per cycle, round robin in two levels.
+
+    Every request is one word. The clients are spread over the chip, so the arbiter is a
+    tree of registered hops. Each client reaches its group's arbiter through a
+    `StreamLink` of ``stages`` registers into a queue of its own; the group grants one of
+    its queues' heads per cycle into a link to the root, and the root grants one group's
+    head per cycle into a last link before the port. Each grant sees only queue heads
+    and a link's credits, so no path in a cycle runs from a client to a grant, from one
+    grant to the next, or on into the port's controller; a group can sit beside its
+    unit's ports. Requests reach the port in the order the root granted them, reads and
+    writes alike. A reader's words come back in the order it asked for them, through
+    ``stages`` registers of its own; the root keeps the reader of each outstanding word
+    in a small FIFO, and readers take their words at once (they ask only when they have
+    room). A writer's word goes to the port a cycle after its request does.
 
     Parameters
     ----------
@@ -48,7 +64,12 @@ class MemoryArbiter(wiring.Component):
     outstanding : int
         Reads granted but not yet answered, at most.
     stages : int
-        Registers between a client and the arbiter, each way.
+        Registers on each hop, each way.
+    groups : list of list of int, optional
+        The clients of each group arbiter, readers numbered first, then writers; each
+        client in one group (default: one group of all).
+    address_bits : int
+        Address bits the memory decodes; requests keep only these (it drops the rest too).
 
     Members
     -------
@@ -59,16 +80,26 @@ class MemoryArbiter(wiring.Component):
     port_read_data : In(stream.Signature(word_bits))
     port_write_data : Out(stream.Signature(word_bits))
     queued : Out(readers + writers)
-        A client's link holds requests (readers first, then writers), at the client's
-        end: until they are all granted, they may still be overtaken by other clients'.
+        A client has requests (readers first, then writers) the root has not granted:
+        they may still be overtaken by other clients'.
     busy : Out(1)
         Granted requests, or a write's word, have yet to reach the port.
     """
 
     def __init__(self, word_bits: int, readers: int, writers: int, outstanding: int = 8,
-                 stages: int = 1):
+                 stages: int = 1, groups: list[list[int]] | None = None,
+                 address_bits: int = ADDRESS_BITS):
+        n = readers + writers
+        groups = [list(range(n))] if groups is None else [list(g) for g in groups]
+        if sorted(k for g in groups for k in g) != list(range(n)) or not all(groups):
+            raise ValueError(f"arbiter groups {groups} must hold each of the {n} clients "
+                             "once, and no group may be empty")
+        if not 0 < address_bits <= ADDRESS_BITS:
+            raise ValueError(f"address_bits={address_bits}: the port takes 1 to "
+                             f"{ADDRESS_BITS}")
         self.word_bits, self.readers, self.writers = word_bits, readers, writers
         self.outstanding, self.stages = outstanding, stages
+        self.groups, self.address_bits = groups, address_bits
         super().__init__({
             "read": In(stream.Signature(32)).array(readers),
             "read_data": Out(stream.Signature(word_bits)).array(readers),
@@ -84,63 +115,78 @@ class MemoryArbiter(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         clients = [*self.read, *self.write]
-        n = len(clients)
-        granted_layout = data.StructLayout({"read": 1, "addr": ADDRESS_BITS,
-                                            "word": self.word_bits})
-        m.submodules.queue = queue = SyncFIFO(width=granted_layout.size, depth=2)
+        n, stages = len(clients), self.stages
+        entry_layout = data.StructLayout({
+            "read": 1, "client": max(1, (n - 1).bit_length()),
+            "addr": self.address_bits, "word": self.word_bits})
         m.submodules.tags = tags = SyncFIFO(width=max(1, (self.readers - 1).bit_length()),
                                             depth=self.outstanding)
 
-        links = []
+        # Each client's requests as entries, through its link to its group.
+        heads = []
         for k, c in enumerate(clients):
-            m.submodules[f"client{k}"] = link = StreamLink(c.payload.shape(), self.stages)
-            wiring.connect(m, wiring.flipped(c), link.i)
-            links.append(link)
-        m.d.comb += self.queued.eq(Cat(link.pending for link in links))
-        heads = [link.o for link in links]
-        reads, writes = heads[:self.readers], heads[self.readers:]
-        written = [w.payload for w in writes]
+            m.submodules[f"client{k}"] = link = StreamLink(entry_layout, stages)
+            request = c.payload if k < self.readers else c.payload.addr
+            m.d.comb += [link.i.valid.eq(c.valid), c.ready.eq(link.i.ready),
+                         link.i.payload.read.eq(k < self.readers),
+                         link.i.payload.client.eq(k),
+                         link.i.payload.addr.eq(request[:self.address_bits])]
+            if k >= self.readers:
+                m.d.comb += link.i.payload.word.eq(c.payload.word)
+            heads.append(link)
 
-        # Round robin over one-hot vectors: the lowest client asking above the last one
-        # granted, else the lowest asking. Two carry chains, not a priority mux chain.
-        # A read may ask only while its tag has room.
-        asking = Signal(n)
-        m.d.comb += asking.eq(Cat(*(q.valid & tags.w_rdy for q in reads),
-                                  *(q.valid for q in writes)))
-        above = Signal(n)  # the clients after the last one granted
-        after_last = _lowest(asking & above)
-        grant = Signal(n)
-        m.d.comb += grant.eq(Mux(after_last != 0, after_last, _lowest(asking)))
-        take = grant.any() & queue.w_rdy
-        with m.If(take):
-            m.d.sync += above.eq(~((grant << 1) - 1)[:n])
-        m.d.comb += [q.ready.eq(grant[k] & queue.w_rdy) for k, q in enumerate(heads)]
+        # Group arbiters, each into a link to the root. A client's requests in its group's
+        # link are not yet in order with other groups': ``unordered`` counts them (down a
+        # cycle late, the safe direction), and ``queued`` covers them.
+        unordered = [Signal(range(2 * stages + 5), name=f"unordered{k}") for k in range(n)]
+        group_links = []
+        for g, members in enumerate(self.groups):
+            m.submodules[f"group{g}"] = out = StreamLink(entry_layout, stages)
+            queues = [heads[k].o for k in members]
+            grant = _round_robin(m, Cat(q.valid for q in queues),
+                                 lambda grant, out=out: grant.any() & out.i.ready,
+                                 f"group{g}")
+            m.d.comb += [out.i.valid.eq(grant.any()),
+                         out.i.payload.eq(_pick(grant, [q.payload.as_value() for q in queues]))]
+            m.d.comb += [q.ready.eq(grant[j] & out.i.ready) for j, q in enumerate(queues)]
+            group_links.append(out)
 
-        entry = Signal(granted_layout)
-        m.d.comb += [
-            entry.read.eq(grant[:self.readers].any()),
-            entry.addr.eq(_pick(grant, [q.payload for q in reads] + [w.addr for w in written])),
-            entry.word.eq(_pick(grant[self.readers:], [w.word for w in written])),
-            queue.w_data.eq(entry), queue.w_en.eq(take),
-            tags.w_en.eq(take & entry.read),
-            tags.w_data.eq(_pick(grant, list(range(self.readers)))),
-        ]
+        # The root: one group's head per cycle into the link to the port. A read may go
+        # only while its reader's tag has room.
+        m.submodules.to_port = to_port = StreamLink(entry_layout, stages)
+        group_heads = [link.o for link in group_links]
+        root = _round_robin(
+            m, Cat(h.valid & (~h.payload.read | tags.w_rdy) for h in group_heads),
+            lambda grant: grant.any() & to_port.i.ready, "root")
+        chosen = Signal(entry_layout)
+        take = root.any() & to_port.i.ready
+        m.d.comb += [chosen.eq(_pick(root, [h.payload.as_value() for h in group_heads])),
+                     to_port.i.valid.eq(root.any()), to_port.i.payload.eq(chosen),
+                     tags.w_en.eq(take & chosen.read), tags.w_data.eq(chosen.client)]
+        m.d.comb += [h.ready.eq(root[g] & to_port.i.ready) for g, h in enumerate(group_heads)]
+        ordered = delayed(m, Mux(take, 1 << chosen.client, 0)[:n], 1, name="ordered")
+        for k in range(n):
+            m.d.sync += unordered[k].eq(unordered[k] + (heads[k].o.valid & heads[k].o.ready)
+                                        - ordered[k])
+        m.d.comb += self.queued.eq(Cat(link.pending | (u != 0)
+                                       for link, u in zip(heads, unordered, strict=True)))
 
-        # The queue's head goes to the port.
-        head = granted_layout(queue.r_data)
-        for req, kind in ((self.port_read_req, head.read), (self.port_write_req, ~head.read)):
-            m.d.comb += [req.valid.eq(queue.r_rdy & kind), req.payload.addr.eq(head.addr),
+        # The link's head goes to the port.
+        head = to_port.o
+        for req, kind in ((self.port_read_req, head.payload.read),
+                          (self.port_write_req, ~head.payload.read)):
+            m.d.comb += [req.valid.eq(head.valid & kind), req.payload.addr.eq(head.payload.addr),
                          req.payload.beats.eq(1)]
         read_taken = self.port_read_req.valid & self.port_read_req.ready
         write_taken = self.port_write_req.valid & self.port_write_req.ready
-        m.d.comb += queue.r_en.eq(read_taken | write_taken)
+        m.d.comb += head.ready.eq(read_taken | write_taken)
         with m.If(self.port_write_data.ready):
             m.d.sync += self.port_write_data.valid.eq(0)
         with m.If(write_taken):
             m.d.sync += [self.port_write_data.valid.eq(1),
-                         self.port_write_data.payload.eq(head.word)]
+                         self.port_write_data.payload.eq(head.payload.word)]
 
-        m.d.comb += self.busy.eq(queue.r_rdy | self.port_write_data.valid)
+        m.d.comb += self.busy.eq(to_port.pending | self.port_write_data.valid)
 
         # Read words go back to whoever asked, through registers of each reader's own:
         # copies of the word kept apart, so each can sit on the way to its reader.
@@ -148,9 +194,9 @@ class MemoryArbiter(wiring.Component):
         answer = self.port_read_data
         for k, c in enumerate(self.read_data):
             word = answer.payload
-            for stage in range(self.stages):
+            for stage in range(stages):
                 [word] = kept_copies(m, word, 1, f"reader{k}_word{stage}", reset_less=True)
             m.d.comb += [c.payload.eq(word),
-                         c.valid.eq(delayed(m, answer.valid & (tags.r_data == k), self.stages,
+                         c.valid.eq(delayed(m, answer.valid & (tags.r_data == k), stages,
                                             name=f"reader{k}_valid"))]
         return m

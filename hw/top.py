@@ -59,6 +59,7 @@ class Accelerator(wiring.Component):
     host_read : Out(stream.Signature(word_bits))
     host_write : In(stream.Signature(word_bits))
     host_busy : Out(1)
+        The host's transfers have not all reached the memory port.
     read_bytes, write_bytes : Out(48)
     memory_ready : Out(1)
         The memory serves requests (the SDRAM is initialised).
@@ -110,13 +111,20 @@ class Accelerator(wiring.Component):
         else:
             memory = SdramPort(word, self.sdram_chip)
             wiring.connect(m, memory.pins, wiring.flipped(self.sdram))
-            m.d.comb += self.memory_ready.eq(memory.ready)
+            # To the host's end of the chip, a cycle late: it rises once and stays.
+            m.d.comb += self.memory_ready.eq(delayed(m, memory.ready, 1, name="memory_ready"))
         m.submodules.memory = memory
         readers = [p for p in ports if p.kind == "read"]
         writers = [p for p in ports if p.kind == "write"]
         # Readers: the units', the instruction fetch, the host's; writers: the units', the
-        # host's.
-        m.submodules.arbiter = arbiter = MemoryArbiter(word, len(readers) + 2, len(writers) + 1)
+        # host's. A group arbiter per unit, beside its ports; one for the fetch and the host.
+        clients = [p.name.split(".")[0] for p in readers] + ["control"] * 2 + [
+            p.name.split(".")[0] for p in writers] + ["control"]
+        owners = list(dict.fromkeys(clients))
+        groups = [[k for k, c in enumerate(clients) if c == owner] for owner in owners]
+        m.submodules.arbiter = arbiter = MemoryArbiter(
+            word, len(readers) + 2, len(writers) + 1, groups=groups,
+            address_bits=max(1, (self.memory_words - 1).bit_length()))
         wiring.connect(m, arbiter.port_read_req, memory.read_req)
         wiring.connect(m, memory.read_data, arbiter.port_read_data)
         wiring.connect(m, arbiter.port_write_req, memory.write_req)
@@ -209,19 +217,33 @@ class Accelerator(wiring.Component):
         wiring.connect(m, fetch.req, arbiter.read[fetch_client])
         wiring.connect(m, arbiter.read_data[fetch_client], fetch.data)
         m.submodules.host_reader = host_reader = PortReader(word, word)
-        wiring.connect(m, wiring.flipped(self.host_read_desc), host_reader.desc)
-        wiring.connect(m, host_reader.o, wiring.flipped(self.host_read))
+        m.submodules.host_writer = host_writer = PortWriter(word, word)
         wiring.connect(m, host_reader.req, arbiter.read[host_read_client])
         wiring.connect(m, arbiter.read_data[host_read_client], host_reader.data)
-        m.submodules.host_writer = host_writer = PortWriter(word, word)
-        wiring.connect(m, wiring.flipped(self.host_write_desc), host_writer.desc)
-        wiring.connect(m, wiring.flipped(self.host_write), host_writer.i)
         wiring.connect(m, host_writer.req, arbiter.write[host_write_client])
-        m.d.comb += [self.host_busy.eq(host_reader.busy | host_writer.busy
-                                       | arbiter.queued[host_read_client]
-                                       | arbiter.queued[arbiter.readers + host_write_client])]
-        wiring.connect(m, wiring.flipped(self.start), controller.start)
-        m.d.comb += self.busy.eq(controller.busy)
+        # The host's streams cross the chip through links. What a link holds counts as
+        # busy at the host's end until the far end shows it (a cycle late): its credit
+        # comes back no sooner.
+        inward = {"host_read_desc": host_reader.desc, "host_write_desc": host_writer.desc,
+                  "host_write": host_writer.i, "start": controller.start}
+        links = {}
+        for name, sink in inward.items():
+            m.submodules[f"{name}_link"] = links[name] = link = StreamLink(
+                sink.payload.shape(), depth=isa.QUEUE_DEPTH)
+            wiring.connect(m, wiring.flipped(getattr(self, name)), link.i)
+            wiring.connect(m, link.o, sink)
+        m.submodules.host_read_link = host_read = StreamLink(word, depth=isa.QUEUE_DEPTH)
+        wiring.connect(m, host_reader.o, host_read.i)
+        wiring.connect(m, host_read.o, wiring.flipped(self.host_read))
+        # The host loads while no task runs, so the arbiter's traffic is then the host's:
+        # once it has all reached the port, the host's words are in memory.
+        far = delayed(m, host_reader.busy | host_writer.busy | arbiter.busy
+                      | arbiter.queued[host_read_client]
+                      | arbiter.queued[arbiter.readers + host_write_client], 1, name="host_far")
+        m.d.comb += [
+            self.host_busy.eq(Cat(links[n].pending for n in inward if n != "start").any()
+                              | far),
+            self.busy.eq(links["start"].pending | delayed(m, controller.busy, 1, name="running"))]
 
         # The MoE unit's entries: to the gather, to the combine, and each expert's first
         # to the controller. The queues hold a whole layer, so the MoE unit never waits.

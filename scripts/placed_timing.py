@@ -49,9 +49,16 @@ def arc_estimate(source: tuple, sink: tuple, driver_port: str, sink_port: str) -
                           + 2 * (min(dx, 5) + min(dy, 5)))
 
 
+def _module(cell: str) -> str:
+    """The module a cell of the flattened netlist came from: its name up to the last dot."""
+    return cell.rpartition(".")[0]
+
+
 def slowest_paths(placed: dict, sdf_text: str, count: int = 10) -> list[dict]:
     """The ``count`` latest-arriving register inputs of the placed design, each with the
-    path to it: ``{"ns", "to", "path": [{"ns", "x", "y", "pin"}]}``."""
+    path to it: ``{"ns", "to", "path": [{"ns", "x", "y", "pin"}]}``. Only the slowest path
+    from each module to each module is kept: a wide register's bits would otherwise fill
+    the list with one path."""
     top = next(iter(placed["modules"].values()))
     location, ports, kind = {}, {}, {}
     for name, cell in top["cells"].items():
@@ -116,12 +123,18 @@ def slowest_paths(placed: dict, sdf_text: str, count: int = 10) -> list[dict]:
                     and port not in feeds[name] and arrive(pin) is not None):
                 ends.append((arrival[pin], pin))
     ends.sort(key=lambda e: -e[0])
-    report = []
-    for ps, pin in ends[:count]:
+    report, seen = [], set()
+    for ps, pin in ends:
+        if len(report) == count:
+            break
         chain = []
         while pin is not None:
             chain.append(pin)
             pin = before[pin]
+        modules = (_module(chain[-1][0]), _module(chain[0][0]))
+        if modules in seen:
+            continue
+        seen.add(modules)
         report.append({"ns": round(ps / 1000, 2), "to": ".".join(chain[0]),
                        "path": [{"ns": round(arrival[p] / 1000, 2), "x": location[p[0]][0],
                                  "y": location[p[0]][1], "pin": ".".join(p)}

@@ -1,7 +1,11 @@
 """Stream driver and receiver for Amaranth's own simulator, with random stalls."""
 
+import gc
 import random
+import warnings
 
+import pytest
+from amaranth.hdl import UnusedElaboratable
 from amaranth.sim import Simulator
 
 
@@ -46,3 +50,14 @@ def run_stream(dut, payloads: list, count: int, rng: random.Random, stall: float
     sim.add_testbench(monitor)
     sim.run_until(1e-8 * cycles_per_item * (len(payloads) + 10))
     return got
+
+
+def assert_refused(make, match: str):
+    """``make()`` raises a ValueError matching ``match``. The refused component is never
+    elaborated, which Amaranth would warn of when it goes; that warning is expected here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnusedElaboratable)
+        with pytest.raises(ValueError, match=match) as refused:
+            make()
+        del refused
+        gc.collect()

@@ -17,7 +17,7 @@ from hw.port_writer import PortWriter
 from pyref import isa
 from pyref.config import get_hw_config
 from pyref.isa import Descriptor
-from tests.amaranth_streams import receive, send
+from tests.amaranth_streams import assert_refused, receive, send
 
 HW = get_hw_config("ecp5-85f")
 WORD = isa.word_bits(HW)
@@ -29,10 +29,11 @@ BEATS = (WORD // 2, WORD, 2 * WORD)
 class Memory(wiring.Component):
     """A writer and a reader per beat width on one arbitrated memory port."""
 
-    def __init__(self):
+    def __init__(self, groups=None):
         self.readers = [PortReader(WORD, b) for b in BEATS]
         self.writers = [PortWriter(WORD, b) for b in BEATS]
-        self.arbiter = MemoryArbiter(WORD, len(self.readers), len(self.writers))
+        self.arbiter = MemoryArbiter(WORD, len(self.readers), len(self.writers), groups=groups,
+                                     address_bits=(DEPTH - 1).bit_length())
         self.port = MemoryPort(WORD, DEPTH)
         super().__init__({})
 
@@ -64,10 +65,12 @@ def int_to_lanes(value: int, count: int) -> np.ndarray:
     return np.array([(value >> (16 * k)) & 0xFFFF for k in range(count)], dtype=np.uint16)
 
 
+@pytest.mark.parametrize("groups", [None, [[0, 3], [1, 2, 5], [4]]],
+                         ids=["one group", "three groups"])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_words_go_where_descriptors_say_and_come_back_as_beats(stall):
+def test_words_go_where_descriptors_say_and_come_back_as_beats(stall, groups):
     rng = random.Random(stall)
-    dut = Memory()
+    dut = Memory(groups)
     # Each writer fills its own 48 words with a strided pattern, then each reader reads
     # another writer's region back with loops that wrap and a word limit.
     writes = [Descriptor(64 * k, 48, ((4, 2), (2, 1), (6, 8))) for k in range(3)]
@@ -109,3 +112,9 @@ def test_words_go_where_descriptors_say_and_come_back_as_beats(stall):
     sim.run_until(1e-8 * 2000)
     for k in range(3):
         assert got[k] == expected[k], f"reader of {BEATS[k]}-bit beats"
+
+
+@pytest.mark.parametrize("groups", [[[0, 1, 2], [3, 4]], [[0, 1, 2], [3, 4, 5, 5]],
+                                    [[], list(range(6))]])
+def test_arbiter_groups_must_hold_each_client_once(groups):
+    assert_refused(lambda: MemoryArbiter(WORD, 3, 3, groups=groups), "each of the 6 clients")
