@@ -4,6 +4,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.stream_link import StreamLink
 from pyref import isa
 
 
@@ -17,7 +18,9 @@ class AddressGenerator(wiring.Component):
 
     ``base + i0*stride0 + i1*stride1 + i2*stride2`` with ``i0`` fastest; the loops wrap,
     the outermost too, until ``words`` addresses have left (`pyref.isa.Descriptor`). The
-    address is built by additions only, one level's partial sum per register.
+    address is built by additions only, one level's partial sum per register. Addresses
+    leave through a short queue (a `StreamLink` of no stages): whoever takes them sees
+    registers only, and their ``ready`` does not reach the loop logic in the same cycle.
 
     Members
     -------
@@ -33,6 +36,9 @@ class AddressGenerator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        m.submodules.out = out = StreamLink(self.o.payload.shape(), stages=0)
+        wiring.connect(m, out.o, wiring.flipped(self.o))
+        step = out.i  # the address being made, into the queue
         d = Signal(descriptor_layout())
         left = Signal(32)
         # Per level, the steps left before it wraps, and its count less one to restart
@@ -43,19 +49,19 @@ class AddressGenerator(wiring.Component):
         partial = [Signal(32, name=f"partial{k}") for k in range(isa.LOOPS)]
         strides = [d[f"stride{k}"] for k in range(isa.LOOPS)]
 
-        m.d.comb += [self.busy.eq(self.o.valid), self.desc.ready.eq(~self.o.valid),
-                     self.o.payload.addr.eq(partial[0]), self.o.payload.lanes.eq(d.lanes)]
+        m.d.comb += [self.busy.eq(step.valid | out.pending), self.desc.ready.eq(~step.valid),
+                     step.payload.addr.eq(partial[0]), step.payload.lanes.eq(d.lanes)]
         with m.If(self.desc.valid & self.desc.ready):
             counts = [self.desc.payload[f"count{k}"] - 1 for k in range(isa.LOOPS)]
             m.d.sync += [d.eq(self.desc.payload), left.eq(self.desc.payload.words),
-                         self.o.valid.eq(1),
+                         step.valid.eq(1),
                          *[r.eq(c) for r, c in zip(remaining, counts, strict=True)],
                          *[t.eq(c) for t, c in zip(last, counts, strict=True)],
                          *[p.eq(self.desc.payload.base) for p in partial]]
-        with m.If(self.o.valid & self.o.ready):
+        with m.If(step.valid & step.ready):
             m.d.sync += left.eq(left - 1)
             with m.If(left == 1):
-                m.d.sync += self.o.valid.eq(0)
+                m.d.sync += step.valid.eq(0)
             # The innermost level that does not wrap steps; every level below restarts
             # from its new partial sum. All levels wrapping restarts from the base.
             with m.If(remaining[0] != 0):

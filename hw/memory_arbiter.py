@@ -27,18 +27,32 @@ def _pick(grant, values):
     return tree([Mux(grant[k], v, 0) for k, v in enumerate(values)])
 
 
-def _round_robin(m: Module, asking, take, name: str):
-    """One-hot grant to the lowest of ``asking`` above the last one granted, else to the
-    lowest asking: two carry chains, not a priority mux chain. The grant counts as used
-    when ``take`` (a function of the grant) is true."""
+def _round_robin(m: Module, asking, ready, name: str):
+    """Round robin over ``asking``, decided a cycle ahead.
+
+    The grant is a register, chosen among the clients asking the cycle before: the
+    lowest above the last one chosen, else the lowest (two carry chains, not a priority
+    mux chain). It is held until used, while its client asks and ``ready``, so no client
+    is passed over; so the grant's logic ends at a register, and what it feeds (the
+    pops, the payload's select) starts at one.
+
+    Returns
+    -------
+    chosen, live : Value
+        The registered one-hot grant, and the same while its client still asks.
+    """
     n = len(asking)
-    above = Signal(n, name=f"{name}_above")  # those after the last one granted
+    above = Signal(n, name=f"{name}_above")  # those after the last one chosen
+    chosen = Signal(n, name=f"{name}_chosen")
+    live = chosen & asking
     after_last = _lowest(asking & above)
-    grant = Signal(n, name=f"{name}_grant")
-    m.d.comb += grant.eq(Mux(after_last != 0, after_last, _lowest(asking)))
-    with m.If(take(grant)):
-        m.d.sync += above.eq(~((grant << 1) - 1)[:n])
-    return grant
+    following = Signal(n, name=f"{name}_next")
+    m.d.comb += following.eq(Mux(after_last != 0, after_last, _lowest(asking)))
+    with m.If(~live.any() | ready):
+        m.d.sync += chosen.eq(following)
+        with m.If(following.any()):
+            m.d.sync += above.eq(~((following << 1) - 1)[:n])
+    return chosen, live
 
 
 class MemoryArbiter(wiring.Component):
@@ -143,31 +157,32 @@ class MemoryArbiter(wiring.Component):
         for g, members in enumerate(self.groups):
             m.submodules[f"group{g}"] = out = StreamLink(entry_layout, stages)
             queues = [heads[k].o for k in members]
-            grant = _round_robin(m, Cat(q.valid for q in queues),
-                                 lambda grant, out=out: grant.any() & out.i.ready,
-                                 f"group{g}")
-            m.d.comb += [out.i.valid.eq(grant.any()),
-                         out.i.payload.eq(_pick(grant, [q.payload.as_value() for q in queues]))]
-            m.d.comb += [q.ready.eq(grant[j] & out.i.ready) for j, q in enumerate(queues)]
+            chosen, live = _round_robin(m, Cat(q.valid for q in queues), out.i.ready,
+                                        f"group{g}")
+            m.d.comb += [out.i.valid.eq(live.any()),
+                         out.i.payload.eq(_pick(chosen, [q.payload.as_value() for q in queues])),
+                         *[q.ready.eq(live[j] & out.i.ready) for j, q in enumerate(queues)]]
             group_links.append(out)
 
         # The root: one group's head per cycle into the link to the port. A read may go
         # only while its reader's tag has room.
         m.submodules.to_port = to_port = StreamLink(entry_layout, stages)
         group_heads = [link.o for link in group_links]
-        root = _round_robin(
+        chosen, live = _round_robin(
             m, Cat(h.valid & (~h.payload.read | tags.w_rdy) for h in group_heads),
-            lambda grant: grant.any() & to_port.i.ready, "root")
-        chosen = Signal(entry_layout)
-        take = root.any() & to_port.i.ready
-        m.d.comb += [chosen.eq(_pick(root, [h.payload.as_value() for h in group_heads])),
-                     to_port.i.valid.eq(root.any()), to_port.i.payload.eq(chosen),
-                     tags.w_en.eq(take & chosen.read), tags.w_data.eq(chosen.client)]
-        m.d.comb += [h.ready.eq(root[g] & to_port.i.ready) for g, h in enumerate(group_heads)]
-        ordered = delayed(m, Mux(take, 1 << chosen.client, 0)[:n], 1, name="ordered")
+            to_port.i.ready, "root")
+        entry = Signal(entry_layout)
+        take = live.any() & to_port.i.ready
+        m.d.comb += [entry.eq(_pick(chosen, [h.payload.as_value() for h in group_heads])),
+                     to_port.i.valid.eq(live.any()), to_port.i.payload.eq(entry),
+                     tags.w_en.eq(take & entry.read), tags.w_data.eq(entry.client),
+                     *[h.ready.eq(live[g] & to_port.i.ready) for g, h in enumerate(group_heads)]]
+        # Which client's request went is decoded a cycle after, from registers.
+        ordered = delayed(m, take, 1, name="ordered")
+        ordered_client = delayed(m, entry.client, 1, name="ordered_client", reset_less=True)
         for k in range(n):
             m.d.sync += unordered[k].eq(unordered[k] + (heads[k].o.valid & heads[k].o.ready)
-                                        - ordered[k])
+                                        - (ordered & (ordered_client == k)))
         m.d.comb += self.queued.eq(Cat(link.pending | (u != 0)
                                        for link, u in zip(heads, unordered, strict=True)))
 
