@@ -147,26 +147,30 @@ class Accelerator(wiring.Component):
             replays[name] = (rows, steps)
         inputs = {f"attention.{name}": rows.i for name, (rows, _) in replays.items()}
 
+        # A port sits by its group arbiter, its unit elsewhere: the beats between them
+        # cross through a link.
         busy = []
         for index, port in enumerate(ports):
             unit, stream_name = port.name.split(".")
             label = f"{unit}_{stream_name}"
+            m.submodules[f"{label}_beats"] = beats = StreamLink(port.beat_bits)
             if port.kind == "read":
                 engine = PortReader(word, port.beat_bits)
                 client = readers.index(port)
                 wiring.connect(m, engine.req, arbiter.read[client])
                 wiring.connect(m, arbiter.read_data[client], engine.data)
-                target = inputs.get(port.name, getattr(self.units[unit], stream_name))
-                m.d.comb += [target.valid.eq(engine.o.valid), target.payload.eq(engine.o.payload),
-                             engine.o.ready.eq(target.ready)]
+                wiring.connect(m, engine.o, beats.i)
+                source, sink = beats.o, inputs.get(port.name,
+                                                   getattr(self.units[unit], stream_name))
             else:
                 engine = PortWriter(word, port.beat_bits)
                 k = writers.index(port)
                 client = arbiter.readers + k
                 wiring.connect(m, engine.req, arbiter.write[k])
-                source = getattr(self.units[unit], stream_name)
-                m.d.comb += [engine.i.valid.eq(source.valid), engine.i.payload.eq(source.payload),
-                             source.ready.eq(engine.i.ready)]
+                wiring.connect(m, beats.o, engine.i)
+                source, sink = getattr(self.units[unit], stream_name), beats.i
+            m.d.comb += [sink.valid.eq(source.valid), sink.payload.eq(source.payload),
+                         source.ready.eq(sink.ready)]
             m.submodules[label] = engine
             m.submodules[f"{label}_queue"] = queue = StreamLink(descriptor_layout(),
                                                                 depth=isa.QUEUE_DEPTH)
