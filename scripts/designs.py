@@ -58,6 +58,8 @@ class Design:
         Built only to compare costs (Edge-MoE's way): its clock is reported, not required.
     router : str
         nextpnr's router for this design (see the attention unit's).
+    placer_args : tuple of str
+        More nextpnr placer options for this design (see the board's).
     split_nets : bool
         Split multi-bit nets before yosys maps the design to cells (see the board's).
     internals : bool
@@ -79,6 +81,7 @@ class Design:
     target_mhz: float = 100.0
     baseline: bool = False
     router: str = "router1"
+    placer_args: tuple = ()
     split_nets: bool = False
     internals: bool = True
     models: tuple = ()
@@ -314,7 +317,12 @@ BOARDS = {"ulx3s": Design("ulx3s", "ulx3s_top", ulx3s_board, {"hw": "ecp5-85f"},
                           # splitting nets first is its maintainers' workaround. The
                           # units do not need it and route worse with it (the softmax
                           # unit 907 s instead of 96, the MoE unit's router1 stalled).
-                          router="router2", split_nets=True)}
+                          router="router2", split_nets=True,
+                          # On the whole top, HeAP's default timing weight (10) leaves
+                          # small modules spread over 40 tiles and more; at 40 the
+                          # slowest path after placement fell from 22.8 to 14.8 ns
+                          # (docs/results.md).
+                          placer_args=("--placer-heap-timingweight", "40"))}
 
 
 def design_argument(parser: argparse.ArgumentParser, known: dict = DESIGNS,
