@@ -18,9 +18,10 @@ class AddressGenerator(wiring.Component):
 
     ``base + i0*stride0 + i1*stride1 + i2*stride2`` with ``i0`` fastest; the loops wrap,
     the outermost too, until ``words`` addresses have left (`pyref.isa.Descriptor`). The
-    address is built by additions only, one level's partial sum per register. Addresses
-    leave through a short queue (a `StreamLink` of no stages): whoever takes them sees
-    registers only, and their ``ready`` does not reach the loop logic in the same cycle.
+    address is built by additions only, one level's partial sum per register, and which
+    level steps is chosen from registered flags. Addresses leave through a short queue (a
+    `StreamLink` of no stages): whoever takes them sees registers only, and their
+    ``ready`` does not reach the loop logic in the same cycle.
 
     Members
     -------
@@ -41,39 +42,49 @@ class AddressGenerator(wiring.Component):
         step = out.i  # the address being made, into the queue
         d = Signal(descriptor_layout())
         left = Signal(32)
-        # Per level, the steps left before it wraps, and its count less one to restart
-        # from: the step's choice is then a test for zero, with no subtraction before it.
+        final = Signal()  # the address being made is the descriptor's last
+        # Per level: the steps left before it wraps, its count less one to restart from,
+        # and whether it is at its end (and starts there), kept beside the count: the
+        # step's choice is then a few flags, with no compare in front of it.
         remaining = [Signal(16, name=f"remaining{k}") for k in range(isa.LOOPS)]
         last = [Signal(16, name=f"last{k}") for k in range(isa.LOOPS)]
+        at_end = [Signal(name=f"at_end{k}") for k in range(isa.LOOPS)]
+        starts_at_end = [Signal(name=f"starts_at_end{k}") for k in range(isa.LOOPS)]
         # partial[k]: base plus the terms of levels k and up (partial[LOOPS] is the base).
         partial = [Signal(32, name=f"partial{k}") for k in range(isa.LOOPS)]
         strides = [d[f"stride{k}"] for k in range(isa.LOOPS)]
 
+        def restart(levels):
+            return [*[r.eq(t) for r, t in zip(remaining[:levels], last, strict=False)],
+                    *[e.eq(s) for e, s in zip(at_end[:levels], starts_at_end, strict=False)]]
+
+        def count_down(k):
+            return [remaining[k].eq(remaining[k] - 1), at_end[k].eq(remaining[k] == 1)]
+
         m.d.comb += [self.busy.eq(step.valid | out.pending), self.desc.ready.eq(~step.valid),
                      step.payload.addr.eq(partial[0]), step.payload.lanes.eq(d.lanes)]
         with m.If(self.desc.valid & self.desc.ready):
-            counts = [self.desc.payload[f"count{k}"] - 1 for k in range(isa.LOOPS)]
+            counts = [self.desc.payload[f"count{k}"] for k in range(isa.LOOPS)]
             m.d.sync += [d.eq(self.desc.payload), left.eq(self.desc.payload.words),
-                         step.valid.eq(1),
-                         *[r.eq(c) for r, c in zip(remaining, counts, strict=True)],
-                         *[t.eq(c) for t, c in zip(last, counts, strict=True)],
+                         final.eq(self.desc.payload.words == 1), step.valid.eq(1),
+                         *[r.eq(c - 1) for r, c in zip(remaining, counts, strict=True)],
+                         *[t.eq(c - 1) for t, c in zip(last, counts, strict=True)],
+                         *[e.eq(c == 1) for e, c in zip(at_end, counts, strict=True)],
+                         *[e.eq(c == 1) for e, c in zip(starts_at_end, counts, strict=True)],
                          *[p.eq(self.desc.payload.base) for p in partial]]
         with m.If(step.valid & step.ready):
-            m.d.sync += left.eq(left - 1)
-            with m.If(left == 1):
+            m.d.sync += [left.eq(left - 1), final.eq(left == 2)]
+            with m.If(final):
                 m.d.sync += step.valid.eq(0)
             # The innermost level that does not wrap steps; every level below restarts
             # from its new partial sum. All levels wrapping restarts from the base.
-            with m.If(remaining[0] != 0):
-                m.d.sync += [remaining[0].eq(remaining[0] - 1),
-                             partial[0].eq(partial[0] + strides[0])]
+            with m.If(~at_end[0]):
+                m.d.sync += [*count_down(0), partial[0].eq(partial[0] + strides[0])]
             for k in range(1, isa.LOOPS):
-                with m.Elif(remaining[k] != 0):
-                    step = partial[k] + strides[k]
-                    m.d.sync += [remaining[k].eq(remaining[k] - 1),
-                                 *[r.eq(t) for r, t in zip(remaining[:k], last, strict=False)],
-                                 *[p.eq(step) for p in partial[:k + 1]]]
+                with m.Elif(~at_end[k]):
+                    stepped = partial[k] + strides[k]
+                    m.d.sync += [*count_down(k), *restart(k),
+                                 *[p.eq(stepped) for p in partial[:k + 1]]]
             with m.Else():
-                m.d.sync += [*[r.eq(t) for r, t in zip(remaining, last, strict=True)],
-                             *[p.eq(d.base) for p in partial]]
+                m.d.sync += [*restart(isa.LOOPS), *[p.eq(d.base) for p in partial]]
         return m
