@@ -32,9 +32,9 @@ def _round_robin(m: Module, asking, ready, name: str):
 
     The grant is a register, chosen among the clients asking the cycle before: the
     lowest above the last one chosen, else the lowest (two carry chains, not a priority
-    mux chain). It is held until used, while its client asks and ``ready``, so no client
-    is passed over; so the grant's logic ends at a register, and what it feeds (the
-    pops, the payload's select) starts at one.
+    mux chain). It is held until used (its client asking and ``ready``), so no client is
+    passed over. The grant's logic ends at a register, and what it feeds (the pops, the
+    payload's select) starts at one.
 
     Returns
     -------
