@@ -137,7 +137,7 @@ class MemoryArbiter(wiring.Component):
                                             depth=self.outstanding)
 
         # Each client's requests as entries, through its link to its group.
-        heads = []
+        client_links = []
         for k, c in enumerate(clients):
             m.submodules[f"client{k}"] = link = StreamLink(entry_layout, stages)
             request = c.payload if k < self.readers else c.payload.addr
@@ -147,7 +147,7 @@ class MemoryArbiter(wiring.Component):
                          link.i.payload.addr.eq(request[:self.address_bits])]
             if k >= self.readers:
                 m.d.comb += link.i.payload.word.eq(c.payload.word)
-            heads.append(link)
+            client_links.append(link)
 
         # Group arbiters, each into a link to the root. A client's requests in its group's
         # link are not yet in order with other groups': ``unordered`` counts them (down a
@@ -156,7 +156,7 @@ class MemoryArbiter(wiring.Component):
         group_links = []
         for g, members in enumerate(self.groups):
             m.submodules[f"group{g}"] = out = StreamLink(entry_layout, stages)
-            queues = [heads[k].o for k in members]
+            queues = [client_links[k].o for k in members]
             chosen, live = _round_robin(m, Cat(q.valid for q in queues), out.i.ready,
                                         f"group{g}")
             m.d.comb += [out.i.valid.eq(live.any()),
@@ -181,10 +181,11 @@ class MemoryArbiter(wiring.Component):
         ordered = delayed(m, take, 1, name="ordered")
         ordered_client = delayed(m, entry.client, 1, name="ordered_client", reset_less=True)
         for k in range(n):
-            m.d.sync += unordered[k].eq(unordered[k] + (heads[k].o.valid & heads[k].o.ready)
+            taken = client_links[k].o.valid & client_links[k].o.ready
+            m.d.sync += unordered[k].eq(unordered[k] + taken
                                         - (ordered & (ordered_client == k)))
         m.d.comb += self.queued.eq(Cat(link.pending | (u != 0)
-                                       for link, u in zip(heads, unordered, strict=True)))
+                                       for link, u in zip(client_links, unordered, strict=True)))
 
         # The link's head goes to the port.
         head = to_port.o

@@ -176,8 +176,8 @@ class Accelerator(wiring.Component):
                                                                 depth=isa.QUEUE_DEPTH)
             wiring.connect(m, controller.desc[index], queue.i)
             wiring.connect(m, queue.o, engine.desc)
-            # A port is idle once its requests are in the arbiter's shared queue, where
-            # the memory serves them in order, ahead of any later request. The port's
+            # A port is idle once the arbiter's root has granted its requests: the memory
+            # then serves them in order, ahead of any later request. The port's
             # own part comes to the controller a cycle late (the ports are far from it);
             # its queue's part covers that cycle, as the queue's credit for a descriptor
             # comes back no sooner than the port shows it busy.
