@@ -4,13 +4,31 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.memory_port import ADDRESS_BITS
 from hw.stream_link import StreamLink
 from pyref import isa
 
 
-def descriptor_layout() -> data.StructLayout:
-    """A descriptor as the controller sends it: `pyref.isa`'s fields (``lanes`` included)."""
-    return data.StructLayout(dict(isa.BODIES["descriptor"]))
+def descriptor_layout(address_bits: int = ADDRESS_BITS) -> data.StructLayout:
+    """A descriptor: `pyref.isa`'s fields (``lanes`` included).
+
+    The controller sends ``base`` and the strides whole. A port may keep only the
+    ``address_bits`` the memory decodes: addresses are sums, so their low bits depend on
+    the operands' low bits only, and the memory drops the rest anyway.
+    """
+    fields = dict(isa.BODIES["descriptor"])
+    for name in fields:
+        if name == "base" or name.startswith("stride"):
+            fields[name] = min(fields[name], address_bits)
+    return data.StructLayout(fields)
+
+
+def connect_descriptors(m: Module, source, sink):
+    """Drives descriptor stream ``sink`` from ``source``; a sink of fewer address bits
+    keeps the low ones (`descriptor_layout`)."""
+    m.d.comb += [sink.valid.eq(source.valid), source.ready.eq(sink.ready),
+                 *[sink.payload[name].eq(source.payload[name])
+                   for name, _ in sink.payload.shape()]]
 
 
 class AddressGenerator(wiring.Component):
@@ -23,25 +41,34 @@ class AddressGenerator(wiring.Component):
     `StreamLink` of no stages): whoever takes them sees registers only, and their
     ``ready`` does not reach the loop logic in the same cycle.
 
+    Parameters
+    ----------
+    address_bits : int
+        Bits of the addresses made (`descriptor_layout`).
+
     Members
     -------
-    desc : In(stream.Signature(descriptor_layout()))
-    o : Out(stream.Signature(StructLayout({"addr": 32, "lanes": 8})))
+    desc : In(stream.Signature(descriptor_layout(address_bits)))
+    o : Out(stream.Signature(StructLayout({"addr": address_bits, "lanes": 8})))
     busy : Out(1)
         A descriptor is being worked through.
     """
 
-    desc: In(stream.Signature(descriptor_layout()))
-    o: Out(stream.Signature(data.StructLayout({"addr": 32, "lanes": 8})))
-    busy: Out(1)
+    def __init__(self, address_bits: int = ADDRESS_BITS):
+        self.address_bits = address_bits
+        super().__init__({
+            "desc": In(stream.Signature(descriptor_layout(address_bits))),
+            "o": Out(stream.Signature(data.StructLayout({"addr": address_bits, "lanes": 8}))),
+            "busy": Out(1),
+        })
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.out = out = StreamLink(self.o.payload.shape(), stages=0)
         wiring.connect(m, out.o, wiring.flipped(self.o))
         step = out.i  # the address being made, into the queue
-        d = Signal(descriptor_layout())
-        left = Signal(32)
+        d = Signal(descriptor_layout(self.address_bits))
+        left = Signal(isa.BODIES["descriptor"]["words"])
         final = Signal()  # the address being made is the descriptor's last
         # Per level: the steps left before it wraps, its count less one to restart from,
         # and whether it is at its end (and starts there), kept beside the count: the
@@ -51,7 +78,7 @@ class AddressGenerator(wiring.Component):
         at_end = [Signal(name=f"at_end{k}") for k in range(isa.LOOPS)]
         starts_at_end = [Signal(name=f"starts_at_end{k}") for k in range(isa.LOOPS)]
         # partial[k]: base plus the terms of levels k and up (partial[LOOPS] is the base).
-        partial = [Signal(32, name=f"partial{k}") for k in range(isa.LOOPS)]
+        partial = [Signal(self.address_bits, name=f"partial{k}") for k in range(isa.LOOPS)]
         strides = [d[f"stride{k}"] for k in range(isa.LOOPS)]
 
         def restart(levels):

@@ -83,13 +83,13 @@ class MemoryArbiter(wiring.Component):
         The clients of each group arbiter, readers numbered first, then writers; each
         client in one group (default: one group of all).
     address_bits : int
-        Address bits the memory decodes; requests keep only these (it drops the rest too).
+        Address bits the memory decodes, and the requests carry.
 
     Members
     -------
-    read : In(stream.Signature(32)).array(readers)
+    read : In(stream.Signature(address_bits)).array(readers)
     read_data : Out(stream.Signature(word_bits)).array(readers)
-    write : In(stream.Signature(write_layout(word_bits))).array(writers)
+    write : In(stream.Signature(write_layout(word_bits, address_bits))).array(writers)
     port_read_req, port_write_req : Out(stream.Signature(request_layout()))
     port_read_data : In(stream.Signature(word_bits))
     port_write_data : Out(stream.Signature(word_bits))
@@ -115,9 +115,9 @@ class MemoryArbiter(wiring.Component):
         self.outstanding, self.stages = outstanding, stages
         self.groups, self.address_bits = groups, address_bits
         super().__init__({
-            "read": In(stream.Signature(32)).array(readers),
+            "read": In(stream.Signature(address_bits)).array(readers),
             "read_data": Out(stream.Signature(word_bits)).array(readers),
-            "write": In(stream.Signature(write_layout(word_bits))).array(writers),
+            "write": In(stream.Signature(write_layout(word_bits, address_bits))).array(writers),
             "port_read_req": Out(stream.Signature(request_layout())),
             "port_read_data": In(stream.Signature(word_bits)),
             "port_write_req": Out(stream.Signature(request_layout())),
@@ -136,18 +136,21 @@ class MemoryArbiter(wiring.Component):
         m.submodules.tags = tags = SyncFIFO(width=max(1, (self.readers - 1).bit_length()),
                                             depth=self.outstanding)
 
-        # Each client's requests as entries, through its link to its group.
-        client_links = []
+        # Each client's requests through its link to its group: a reader's address, a
+        # writer's address and word. The group makes them entries (who and which kind are
+        # constants there).
+        client_links, client_entries = [], []
         for k, c in enumerate(clients):
-            m.submodules[f"client{k}"] = link = StreamLink(entry_layout, stages)
-            request = c.payload if k < self.readers else c.payload.addr
-            m.d.comb += [link.i.valid.eq(c.valid), c.ready.eq(link.i.ready),
-                         link.i.payload.read.eq(k < self.readers),
-                         link.i.payload.client.eq(k),
-                         link.i.payload.addr.eq(request[:self.address_bits])]
-            if k >= self.readers:
-                m.d.comb += link.i.payload.word.eq(c.payload.word)
+            m.submodules[f"client{k}"] = link = StreamLink(c.payload.shape(), stages)
+            wiring.connect(m, wiring.flipped(c), link.i)
+            request = Signal(entry_layout, name=f"client{k}_entry")
+            is_read = k < self.readers
+            m.d.comb += [request.read.eq(is_read), request.client.eq(k),
+                         request.addr.eq(link.o.payload if is_read else link.o.payload.addr)]
+            if not is_read:
+                m.d.comb += request.word.eq(link.o.payload.word)
             client_links.append(link)
+            client_entries.append(request)
 
         # Group arbiters, each into a link to the root. A client's requests in its group's
         # link are not yet in order with other groups': ``unordered`` counts them (down a
@@ -160,7 +163,8 @@ class MemoryArbiter(wiring.Component):
             chosen, live = _round_robin(m, Cat(q.valid for q in queues), out.i.ready,
                                         f"group{g}")
             m.d.comb += [out.i.valid.eq(live.any()),
-                         out.i.payload.eq(_pick(chosen, [q.payload.as_value() for q in queues])),
+                         out.i.payload.eq(_pick(chosen, [client_entries[k].as_value()
+                                                         for k in members])),
                          *[q.ready.eq(live[j] & out.i.ready) for j, q in enumerate(queues)]]
             group_links.append(out)
 

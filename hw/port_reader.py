@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.address_generator import AddressGenerator, descriptor_layout
 from hw.delay import delayed
+from hw.memory_port import ADDRESS_BITS
 from pyref.isa import READ_BUFFER_WORDS
 
 
@@ -25,11 +26,13 @@ class PortReader(wiring.Component):
         One divides the other.
     depth : int
         Words buffered: enough to cover the memory's round trip at a word per cycle.
+    address_bits : int
+        Bits of the word addresses asked for (`descriptor_layout`).
 
     Members
     -------
-    desc : In(stream.Signature(descriptor_layout()))
-    req : Out(stream.Signature(32))
+    desc : In(stream.Signature(descriptor_layout(address_bits)))
+    req : Out(stream.Signature(address_bits))
         Word addresses for the memory arbiter.
     data : In(stream.Signature(word_bits))
         The words asked for, in order; always taken.
@@ -38,14 +41,16 @@ class PortReader(wiring.Component):
         Words of a descriptor are still to be asked for.
     """
 
-    def __init__(self, word_bits: int, beat_bits: int, depth: int = READ_BUFFER_WORDS):
+    def __init__(self, word_bits: int, beat_bits: int, depth: int = READ_BUFFER_WORDS,
+                 address_bits: int = ADDRESS_BITS):
         if word_bits % beat_bits and beat_bits % word_bits:
             raise ValueError(f"beats of {beat_bits} bits neither split nor fill {word_bits}-bit "
                              "words")
         self.word_bits, self.beat_bits, self.depth = word_bits, beat_bits, depth
+        self.address_bits = address_bits
         super().__init__({
-            "desc": In(stream.Signature(descriptor_layout())),
-            "req": Out(stream.Signature(32)),
+            "desc": In(stream.Signature(descriptor_layout(address_bits))),
+            "req": Out(stream.Signature(address_bits)),
             "data": In(stream.Signature(word_bits)),
             "o": Out(stream.Signature(beat_bits)),
             "busy": Out(1),
@@ -53,7 +58,7 @@ class PortReader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.addresses = addresses = AddressGenerator()
+        m.submodules.addresses = addresses = AddressGenerator(self.address_bits)
         entry = data.StructLayout({"word": self.word_bits, "lanes": 8})
         m.submodules.words = words = SyncFIFO(width=entry.size, depth=self.depth)
         m.submodules.lanes = lanes = SyncFIFO(width=8, depth=self.depth)

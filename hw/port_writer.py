@@ -5,11 +5,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.address_generator import AddressGenerator, descriptor_layout
+from hw.memory_port import ADDRESS_BITS
 
 
-def write_layout(word_bits: int) -> data.StructLayout:
+def write_layout(word_bits: int, address_bits: int = ADDRESS_BITS) -> data.StructLayout:
     """A one-word write for the memory arbiter."""
-    return data.StructLayout({"addr": 32, "word": word_bits})
+    return data.StructLayout({"addr": address_bits, "word": word_bits})
 
 
 class PortWriter(wiring.Component):
@@ -23,32 +24,34 @@ class PortWriter(wiring.Component):
     ----------
     word_bits, beat_bits : int
         One divides the other.
+    address_bits : int
+        Bits of the word addresses written to (`descriptor_layout`).
 
     Members
     -------
-    desc : In(stream.Signature(descriptor_layout()))
+    desc : In(stream.Signature(descriptor_layout(address_bits)))
     i : In(stream.Signature(beat_bits))
-    req : Out(stream.Signature(write_layout(word_bits)))
+    req : Out(stream.Signature(write_layout(word_bits, address_bits)))
     busy : Out(1)
         Words of a queued descriptor are still to be written (a word of the unit's that
         waits for a later descriptor does not count).
     """
 
-    def __init__(self, word_bits: int, beat_bits: int):
+    def __init__(self, word_bits: int, beat_bits: int, address_bits: int = ADDRESS_BITS):
         if word_bits % beat_bits and beat_bits % word_bits:
             raise ValueError(f"beats of {beat_bits} bits neither fill nor split {word_bits}-bit "
                              "words")
-        self.word_bits, self.beat_bits = word_bits, beat_bits
+        self.word_bits, self.beat_bits, self.address_bits = word_bits, beat_bits, address_bits
         super().__init__({
-            "desc": In(stream.Signature(descriptor_layout())),
+            "desc": In(stream.Signature(descriptor_layout(address_bits))),
             "i": In(stream.Signature(beat_bits)),
-            "req": Out(stream.Signature(write_layout(word_bits))),
+            "req": Out(stream.Signature(write_layout(word_bits, address_bits))),
             "busy": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.addresses = addresses = AddressGenerator()
+        m.submodules.addresses = addresses = AddressGenerator(self.address_bits)
         wiring.connect(m, wiring.flipped(self.desc), addresses.desc)
         word = Signal(self.word_bits)
         full = Signal()  # `word` is complete and waits for its address

@@ -7,7 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from hw.address_generator import descriptor_layout
+from hw.address_generator import connect_descriptors, descriptor_layout
 from hw.attention import AttentionUnit
 from hw.controller import Controller, command_layout, expert_layout
 from hw.delay import delayed
@@ -122,9 +122,10 @@ class Accelerator(wiring.Component):
             p.name.split(".")[0] for p in writers] + ["control"]
         owners = list(dict.fromkeys(clients))
         groups = [[k for k, c in enumerate(clients) if c == owner] for owner in owners]
+        # Ports, links and the arbiter carry only the address bits the memory decodes.
+        address_bits = max(1, (self.memory_words - 1).bit_length())
         m.submodules.arbiter = arbiter = MemoryArbiter(
-            word, len(readers) + 2, len(writers) + 1, groups=groups,
-            address_bits=max(1, (self.memory_words - 1).bit_length()))
+            word, len(readers) + 2, len(writers) + 1, groups=groups, address_bits=address_bits)
         wiring.connect(m, arbiter.port_read_req, memory.read_req)
         wiring.connect(m, memory.read_data, arbiter.port_read_data)
         wiring.connect(m, arbiter.port_write_req, memory.write_req)
@@ -155,7 +156,7 @@ class Accelerator(wiring.Component):
             label = f"{unit}_{stream_name}"
             m.submodules[f"{label}_beats"] = beats = StreamLink(port.beat_bits)
             if port.kind == "read":
-                engine = PortReader(word, port.beat_bits)
+                engine = PortReader(word, port.beat_bits, address_bits=address_bits)
                 client = readers.index(port)
                 wiring.connect(m, engine.req, arbiter.read[client])
                 wiring.connect(m, arbiter.read_data[client], engine.data)
@@ -163,7 +164,7 @@ class Accelerator(wiring.Component):
                 source, sink = beats.o, inputs.get(port.name,
                                                    getattr(self.units[unit], stream_name))
             else:
-                engine = PortWriter(word, port.beat_bits)
+                engine = PortWriter(word, port.beat_bits, address_bits)
                 k = writers.index(port)
                 client = arbiter.readers + k
                 wiring.connect(m, engine.req, arbiter.write[k])
@@ -172,9 +173,9 @@ class Accelerator(wiring.Component):
             m.d.comb += [sink.valid.eq(source.valid), sink.payload.eq(source.payload),
                          source.ready.eq(sink.ready)]
             m.submodules[label] = engine
-            m.submodules[f"{label}_queue"] = queue = StreamLink(descriptor_layout(),
-                                                                depth=isa.QUEUE_DEPTH)
-            wiring.connect(m, controller.desc[index], queue.i)
+            m.submodules[f"{label}_queue"] = queue = StreamLink(
+                descriptor_layout(address_bits), depth=isa.QUEUE_DEPTH)
+            connect_descriptors(m, controller.desc[index], queue.i)
             wiring.connect(m, queue.o, engine.desc)
             # A port is idle once the arbiter's root has granted its requests: the memory
             # then serves them in order, ahead of any later request. The port's
@@ -215,13 +216,15 @@ class Accelerator(wiring.Component):
         # Instruction fetch and the host, after the units' ports on the arbiter.
         fetch_client, host_read_client = len(readers), len(readers) + 1
         host_write_client = len(writers)
-        m.submodules.fetch = fetch = PortReader(word, isa.INSTRUCTION_BITS)
-        wiring.connect(m, controller.fetch_desc, fetch.desc)
+        m.submodules.fetch = fetch = PortReader(word, isa.INSTRUCTION_BITS,
+                                                address_bits=address_bits)
+        connect_descriptors(m, controller.fetch_desc, fetch.desc)
         wiring.connect(m, fetch.o, controller.fetch)
         wiring.connect(m, fetch.req, arbiter.read[fetch_client])
         wiring.connect(m, arbiter.read_data[fetch_client], fetch.data)
-        m.submodules.host_reader = host_reader = PortReader(word, word)
-        m.submodules.host_writer = host_writer = PortWriter(word, word)
+        m.submodules.host_reader = host_reader = PortReader(word, word,
+                                                            address_bits=address_bits)
+        m.submodules.host_writer = host_writer = PortWriter(word, word, address_bits)
         wiring.connect(m, host_reader.req, arbiter.read[host_read_client])
         wiring.connect(m, arbiter.read_data[host_read_client], host_reader.data)
         wiring.connect(m, host_writer.req, arbiter.write[host_write_client])
@@ -234,7 +237,10 @@ class Accelerator(wiring.Component):
         for name, sink in inward.items():
             m.submodules[f"{name}_link"] = links[name] = link = StreamLink(
                 sink.payload.shape(), depth=isa.QUEUE_DEPTH)
-            wiring.connect(m, wiring.flipped(getattr(self, name)), link.i)
+            if name.endswith("_desc"):
+                connect_descriptors(m, getattr(self, name), link.i)
+            else:
+                wiring.connect(m, wiring.flipped(getattr(self, name)), link.i)
             wiring.connect(m, link.o, sink)
         m.submodules.host_read_link = host_read = StreamLink(word, depth=isa.QUEUE_DEPTH)
         wiring.connect(m, host_reader.o, host_read.i)

@@ -22,6 +22,7 @@ from tests.amaranth_streams import assert_refused, receive, send
 HW = get_hw_config("ecp5-85f")
 WORD = isa.word_bits(HW)
 DEPTH = 256
+ADDRESS_BITS = (DEPTH - 1).bit_length()
 #: Beats narrower than a word (attention's), as wide (activations), wider (biases).
 BEATS = (WORD // 2, WORD, 2 * WORD)
 
@@ -30,10 +31,10 @@ class Memory(wiring.Component):
     """A writer and a reader per beat width on one arbitrated memory port."""
 
     def __init__(self, groups=None):
-        self.readers = [PortReader(WORD, b) for b in BEATS]
-        self.writers = [PortWriter(WORD, b) for b in BEATS]
+        self.readers = [PortReader(WORD, b, address_bits=ADDRESS_BITS) for b in BEATS]
+        self.writers = [PortWriter(WORD, b, ADDRESS_BITS) for b in BEATS]
         self.arbiter = MemoryArbiter(WORD, len(self.readers), len(self.writers), groups=groups,
-                                     address_bits=(DEPTH - 1).bit_length())
+                                     address_bits=ADDRESS_BITS)
         self.port = MemoryPort(WORD, DEPTH)
         super().__init__({})
 
