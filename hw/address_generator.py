@@ -9,26 +9,44 @@ from hw.stream_link import StreamLink
 from pyref import isa
 
 
-def descriptor_layout(address_bits: int = ADDRESS_BITS) -> data.StructLayout:
-    """A descriptor: `pyref.isa`'s fields (``lanes`` included).
+def descriptor_layout() -> data.StructLayout:
+    """A descriptor as the controller and the host send it: `pyref.isa`'s fields."""
+    return data.StructLayout(dict(isa.BODIES["descriptor"]))
 
-    The controller sends ``base`` and the strides whole. A port may keep only the
-    ``address_bits`` the memory decodes: addresses are sums, so their low bits depend on
-    the operands' low bits only, and the memory drops the rest anyway.
+
+def port_descriptor_layout(address_bits: int = ADDRESS_BITS) -> data.StructLayout:
+    """A descriptor as a port takes it (`port_descriptor`)."""
+    body = isa.BODIES["descriptor"]
+    return data.StructLayout({
+        "base": address_bits, "words": body["words"], "final": 1, "lanes": body["lanes"],
+        **{f"{name}{k}": width for k in range(isa.LOOPS)
+           for name, width in (("last", body[f"count{k}"]), ("single", 1),
+                               ("stride", address_bits))}})
+
+
+def port_descriptor(desc, address_bits: int = ADDRESS_BITS) -> dict:
+    """Descriptor ``desc`` (`pyref.isa`'s fields, as ints or Amaranth values) in a port's
+    form: each count less one and whether it is 1, whether ``words`` is 1, and only the
+    ``address_bits`` of ``base`` and the strides that the memory decodes.
+
+    A port then loads a descriptor into its loop counters with no arithmetic between its
+    queue and them. Addresses are sums, so their low bits need only the operands' low bits.
     """
-    fields = dict(isa.BODIES["descriptor"])
-    for name in fields:
-        if name == "base" or name.startswith("stride"):
-            fields[name] = min(fields[name], address_bits)
-    return data.StructLayout(fields)
+    mask = (1 << address_bits) - 1
+    return {"base": desc["base"] & mask, "words": desc["words"], "final": desc["words"] == 1,
+            "lanes": desc["lanes"],
+            **{f"{name}{k}": value for k in range(isa.LOOPS)
+               for name, value in (("last", desc[f"count{k}"] - 1),
+                                   ("single", desc[f"count{k}"] == 1),
+                                   ("stride", desc[f"stride{k}"] & mask))}}
 
 
 def connect_descriptors(m: Module, source, sink):
-    """Drives descriptor stream ``sink`` from ``source``; a sink of fewer address bits
-    keeps the low ones (`descriptor_layout`)."""
+    """Drives ``sink``, a stream of port descriptors, from ``source``, a stream of
+    descriptors (`port_descriptor`)."""
+    fields = port_descriptor(source.payload, len(sink.payload.base))
     m.d.comb += [sink.valid.eq(source.valid), source.ready.eq(sink.ready),
-                 *[sink.payload[name].eq(source.payload[name])
-                   for name, _ in sink.payload.shape()]]
+                 *[sink.payload[name].eq(value) for name, value in fields.items()]]
 
 
 class AddressGenerator(wiring.Component):
@@ -44,11 +62,11 @@ class AddressGenerator(wiring.Component):
     Parameters
     ----------
     address_bits : int
-        Bits of the addresses made (`descriptor_layout`).
+        Bits of the addresses made (`port_descriptor`).
 
     Members
     -------
-    desc : In(stream.Signature(descriptor_layout(address_bits)))
+    desc : In(stream.Signature(port_descriptor_layout(address_bits)))
     o : Out(stream.Signature(StructLayout({"addr": address_bits, "lanes": 8})))
     busy : Out(1)
         A descriptor is being worked through.
@@ -57,7 +75,7 @@ class AddressGenerator(wiring.Component):
     def __init__(self, address_bits: int = ADDRESS_BITS):
         self.address_bits = address_bits
         super().__init__({
-            "desc": In(stream.Signature(descriptor_layout(address_bits))),
+            "desc": In(stream.Signature(port_descriptor_layout(address_bits))),
             "o": Out(stream.Signature(data.StructLayout({"addr": address_bits, "lanes": 8}))),
             "busy": Out(1),
         })
@@ -67,16 +85,17 @@ class AddressGenerator(wiring.Component):
         m.submodules.out = out = StreamLink(self.o.payload.shape(), stages=0)
         wiring.connect(m, out.o, wiring.flipped(self.o))
         step = out.i  # the address being made, into the queue
-        d = Signal(descriptor_layout(self.address_bits))
-        left = Signal(isa.BODIES["descriptor"]["words"])
+        d = Signal(port_descriptor_layout(self.address_bits))
+        left = Signal.like(d.words)
         final = Signal()  # the address being made is the descriptor's last
-        # Per level: the steps left before it wraps, its count less one to restart from,
-        # and whether it is at its end (and starts there), kept beside the count: the
-        # step's choice is then a few flags, with no compare in front of it.
-        remaining = [Signal(16, name=f"remaining{k}") for k in range(isa.LOOPS)]
-        last = [Signal(16, name=f"last{k}") for k in range(isa.LOOPS)]
+        # Per level: the steps left before it wraps, and whether it is at its end, kept
+        # beside the count: the step's choice is then a few flags, with no compare in
+        # front of it. A level restarts from its count less one, and from its end if
+        # that count is 1.
+        remaining = [Signal.like(d[f"last{k}"], name=f"remaining{k}") for k in range(isa.LOOPS)]
         at_end = [Signal(name=f"at_end{k}") for k in range(isa.LOOPS)]
-        starts_at_end = [Signal(name=f"starts_at_end{k}") for k in range(isa.LOOPS)]
+        last = [d[f"last{k}"] for k in range(isa.LOOPS)]
+        starts_at_end = [d[f"single{k}"] for k in range(isa.LOOPS)]
         # partial[k]: base plus the terms of levels k and up (partial[LOOPS] is the base).
         partial = [Signal(self.address_bits, name=f"partial{k}") for k in range(isa.LOOPS)]
         strides = [d[f"stride{k}"] for k in range(isa.LOOPS)]
@@ -91,14 +110,11 @@ class AddressGenerator(wiring.Component):
         m.d.comb += [self.busy.eq(step.valid | out.pending), self.desc.ready.eq(~step.valid),
                      step.payload.addr.eq(partial[0]), step.payload.lanes.eq(d.lanes)]
         with m.If(self.desc.valid & self.desc.ready):
-            counts = [self.desc.payload[f"count{k}"] for k in range(isa.LOOPS)]
-            m.d.sync += [d.eq(self.desc.payload), left.eq(self.desc.payload.words),
-                         final.eq(self.desc.payload.words == 1), step.valid.eq(1),
-                         *[r.eq(c - 1) for r, c in zip(remaining, counts, strict=True)],
-                         *[t.eq(c - 1) for t, c in zip(last, counts, strict=True)],
-                         *[e.eq(c == 1) for e, c in zip(at_end, counts, strict=True)],
-                         *[e.eq(c == 1) for e, c in zip(starts_at_end, counts, strict=True)],
-                         *[p.eq(self.desc.payload.base) for p in partial]]
+            new = self.desc.payload
+            m.d.sync += [d.eq(new), left.eq(new.words), final.eq(new.final), step.valid.eq(1),
+                         *[r.eq(new[f"last{k}"]) for k, r in enumerate(remaining)],
+                         *[e.eq(new[f"single{k}"]) for k, e in enumerate(at_end)],
+                         *[p.eq(new.base) for p in partial]]
         with m.If(step.valid & step.ready):
             m.d.sync += [left.eq(left - 1), final.eq(left == 2)]
             with m.If(final):

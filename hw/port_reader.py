@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from hw.address_generator import AddressGenerator, descriptor_layout
+from hw.address_generator import AddressGenerator, port_descriptor_layout
 from hw.delay import delayed
 from hw.memory_port import ADDRESS_BITS
 from pyref.isa import READ_BUFFER_WORDS
@@ -27,11 +27,11 @@ class PortReader(wiring.Component):
     depth : int
         Words buffered: enough to cover the memory's round trip at a word per cycle.
     address_bits : int
-        Bits of the word addresses asked for (`descriptor_layout`).
+        Bits of the word addresses asked for (`port_descriptor`).
 
     Members
     -------
-    desc : In(stream.Signature(descriptor_layout(address_bits)))
+    desc : In(stream.Signature(port_descriptor_layout(address_bits)))
     req : Out(stream.Signature(address_bits))
         Word addresses for the memory arbiter.
     data : In(stream.Signature(word_bits))
@@ -49,7 +49,7 @@ class PortReader(wiring.Component):
         self.word_bits, self.beat_bits, self.depth = word_bits, beat_bits, depth
         self.address_bits = address_bits
         super().__init__({
-            "desc": In(stream.Signature(descriptor_layout(address_bits))),
+            "desc": In(stream.Signature(port_descriptor_layout(address_bits))),
             "req": Out(stream.Signature(address_bits)),
             "data": In(stream.Signature(word_bits)),
             "o": Out(stream.Signature(beat_bits)),

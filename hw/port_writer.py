@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.address_generator import AddressGenerator, descriptor_layout
+from hw.address_generator import AddressGenerator, port_descriptor_layout
 from hw.memory_port import ADDRESS_BITS
 
 
@@ -25,11 +25,11 @@ class PortWriter(wiring.Component):
     word_bits, beat_bits : int
         One divides the other.
     address_bits : int
-        Bits of the word addresses written to (`descriptor_layout`).
+        Bits of the word addresses written to (`port_descriptor`).
 
     Members
     -------
-    desc : In(stream.Signature(descriptor_layout(address_bits)))
+    desc : In(stream.Signature(port_descriptor_layout(address_bits)))
     i : In(stream.Signature(beat_bits))
     req : Out(stream.Signature(write_layout(word_bits, address_bits)))
     busy : Out(1)
@@ -43,7 +43,7 @@ class PortWriter(wiring.Component):
                              "words")
         self.word_bits, self.beat_bits, self.address_bits = word_bits, beat_bits, address_bits
         super().__init__({
-            "desc": In(stream.Signature(descriptor_layout(address_bits))),
+            "desc": In(stream.Signature(port_descriptor_layout(address_bits))),
             "i": In(stream.Signature(beat_bits)),
             "req": Out(stream.Signature(write_layout(word_bits, address_bits))),
             "busy": Out(1),

@@ -7,7 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from hw.address_generator import connect_descriptors, descriptor_layout
+from hw.address_generator import connect_descriptors, descriptor_layout, port_descriptor_layout
 from hw.attention import AttentionUnit
 from hw.controller import Controller, command_layout, expert_layout
 from hw.delay import delayed
@@ -174,7 +174,7 @@ class Accelerator(wiring.Component):
                          source.ready.eq(sink.ready)]
             m.submodules[label] = engine
             m.submodules[f"{label}_queue"] = queue = StreamLink(
-                descriptor_layout(address_bits), depth=isa.QUEUE_DEPTH)
+                port_descriptor_layout(address_bits), depth=isa.QUEUE_DEPTH)
             connect_descriptors(m, controller.desc[index], queue.i)
             wiring.connect(m, queue.o, engine.desc)
             # A port is idle once the arbiter's root has granted its requests: the memory

@@ -10,6 +10,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
+from hw.address_generator import port_descriptor
 from hw.memory_arbiter import MemoryArbiter
 from hw.memory_port import MemoryPort
 from hw.port_reader import PortReader
@@ -73,10 +74,12 @@ def test_words_go_where_descriptors_say_and_come_back_as_beats(stall, groups):
     rng = random.Random(stall)
     dut = Memory(groups)
     # Each writer fills its own 48 words with a strided pattern, then each reader reads
-    # another writer's region back with loops that wrap and a word limit.
+    # another writer's region back with loops that wrap (one of a single step) and a word
+    # limit.
     writes = [Descriptor(64 * k, 48, ((4, 2), (2, 1), (6, 8))) for k in range(3)]
-    reads = [Descriptor(64 * ((k + 1) % 3), 20, ((3, 8), (2, 1), (2, 0)), lanes=k == 0)
-             for k in range(3)]
+    read_loops = [((3, 8), (2, 1), (2, 0)), ((3, 8), (1, 5), (2, 1)), ((3, 8), (2, 1), (2, 0))]
+    reads = [Descriptor(64 * ((k + 1) % 3), 20, loops, lanes=k == 0)
+             for k, loops in enumerate(read_loops)]
     memory = np.zeros((DEPTH, HW.tile_in), dtype=np.uint16)
     beats_in = []
     for k, (desc, bits) in enumerate(zip(writes, BEATS, strict=True)):
@@ -94,14 +97,16 @@ def test_words_go_where_descriptors_say_and_come_back_as_beats(stall, groups):
 
     def writer(k):
         async def bench(ctx):
-            await send(ctx, dut.writers[k].desc, [writes[k].fields()], rng)
+            desc = port_descriptor(writes[k].fields(), ADDRESS_BITS)
+            await send(ctx, dut.writers[k].desc, [desc], rng)
             await send(ctx, dut.writers[k].i, beats_in[k], rng, idle=stall)
         return bench
 
     def reader(k):
         async def bench(ctx):
             await ctx.tick().repeat(400)  # after every write
-            await send(ctx, dut.readers[k].desc, [reads[k].fields()], rng)
+            desc = port_descriptor(reads[k].fields(), ADDRESS_BITS)
+            await send(ctx, dut.readers[k].desc, [desc], rng)
             got[k] = await receive(ctx, dut.readers[k].o, len(expected[k]), rng, stall)
         return bench
 
