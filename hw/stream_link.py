@@ -6,6 +6,8 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hw.delay import delayed
+from hw.deserialiser import Deserialiser
+from hw.serialiser import Serialiser, beat_bits
 
 
 class StreamLink(wiring.Component):
@@ -21,6 +23,10 @@ class StreamLink(wiring.Component):
     2 x ``stages`` + 3 keeps a beat a cycle flowing; a smaller one carries ``depth`` beats
     per 2 x ``stages`` + 3 cycles.
 
+    A wide payload that passes seldom may cross as several narrow beats (``beats``): a
+    `Serialiser` at the sender, a `Deserialiser` at the far end, and a quarter of the
+    wires and registers on the way for four beats.
+
     Parameters
     ----------
     shape : shape-like
@@ -28,22 +34,27 @@ class StreamLink(wiring.Component):
     stages : int
         Registers each way.
     depth : int, optional
-        The far queue's size, 3 or more (default: 2 x ``stages`` + 3, a beat a cycle).
+        The far queue's size in beats, 3 or more (default: 2 x ``stages`` + 3, a beat a
+        cycle).
+    beats : int
+        Beats per payload.
 
     Members
     -------
     i : In(stream.Signature(shape))
     o : Out(stream.Signature(shape))
     pending : Out(1)
-        At the sender: beats sent are not all taken at the far end yet.
+        At the sender: payloads sent are not all taken at the far end yet.
     """
 
-    def __init__(self, shape, stages: int = 1, depth: int | None = None):
+    def __init__(self, shape, stages: int = 1, depth: int | None = None, beats: int = 1):
         if depth is not None and depth < 3:
             # The queue's output register takes a beat a cycle after its memory does: a
             # beat that followed another into a one-entry memory would be lost.
             raise ValueError(f"a StreamLink needs a queue of 3 beats or more, got {depth}")
+        beat_bits(shape, beats)  # refuses a count below 1
         self.shape, self.stages, self.depth = shape, stages, depth or 2 * stages + 3
+        self.beats = beats
         super().__init__({
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
@@ -52,18 +63,31 @@ class StreamLink(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        width = Value.cast(self.o.payload).shape().width
+        # `near` and `far`: the streams of beats at the two ends.
+        if self.beats > 1:
+            m.submodules.serialiser = serialiser = Serialiser(self.shape, self.beats)
+            m.submodules.deserialiser = deserialiser = Deserialiser(self.shape, self.beats)
+            wiring.connect(m, wiring.flipped(self.i), serialiser.i)
+            wiring.connect(m, deserialiser.o, wiring.flipped(self.o))
+            # The far end's beats count at the sender as long as they would in the queue.
+            near, far = serialiser.o, deserialiser.i
+            holding = serialiser.busy | delayed(m, deserialiser.busy, self.stages,
+                                                name="gathering")
+        else:
+            near, far, holding = self.i, self.o, 0
+        width = Value.cast(near.payload).shape().width
         m.submodules.queue = queue = SyncFIFOBuffered(width=width, depth=self.depth)
         credits = Signal(range(self.depth + 1), init=self.depth)
-        sent = self.i.valid & self.i.ready
-        taken = self.o.valid & self.o.ready
+        sent = near.valid & near.ready
+        taken = far.valid & far.ready
         returned = delayed(m, taken, self.stages, name="returned")
         m.d.sync += credits.eq(credits - sent + returned)
-        m.d.comb += [self.i.ready.eq(credits != 0), self.pending.eq(credits != self.depth),
+        m.d.comb += [near.ready.eq(credits != 0),
+                     self.pending.eq((credits != self.depth) | holding),
                      queue.w_en.eq(delayed(m, sent, self.stages, name="sent")),
-                     queue.w_data.eq(delayed(m, self.i.payload, self.stages, name="beat",
+                     queue.w_data.eq(delayed(m, near.payload, self.stages, name="beat",
                                              reset_less=True)),
-                     self.o.valid.eq(queue.r_rdy),
-                     Value.cast(self.o.payload).eq(queue.r_data),
-                     queue.r_en.eq(self.o.ready)]
+                     far.valid.eq(queue.r_rdy),
+                     Value.cast(far.payload).eq(queue.r_data),
+                     queue.r_en.eq(far.ready)]
         return m

@@ -28,6 +28,10 @@ from pyref import isa
 from pyref.config import ConfigError, HardwareConfig
 from pyref.sdram import Sdram
 
+#: Beats a descriptor crosses the chip in: descriptors are few (a handful per layer and
+#: port), and their links are the widest, so each carries a quarter of the wires.
+DESCRIPTOR_BEATS = 4
+
 #: Fields of a unit's command that a ``CMD`` holds under another name (docs/isa.md).
 COMMAND_FIELDS = {"linear": {"in_chunks": "chunks"}, "attention": {"scale_shift": "value"},
                   "layernorm": {"eps": "value"}, "moe": {"experts": "value"}}
@@ -174,7 +178,8 @@ class Accelerator(wiring.Component):
                          source.ready.eq(sink.ready)]
             m.submodules[label] = engine
             m.submodules[f"{label}_queue"] = queue = StreamLink(
-                port_descriptor_layout(address_bits), depth=isa.QUEUE_DEPTH)
+                port_descriptor_layout(address_bits), depth=isa.QUEUE_DEPTH * DESCRIPTOR_BEATS,
+                beats=DESCRIPTOR_BEATS)
             connect_descriptors(m, controller.desc[index], queue.i)
             wiring.connect(m, queue.o, engine.desc)
             # A port is idle once the arbiter's root has granted its requests: the memory
@@ -235,8 +240,9 @@ class Accelerator(wiring.Component):
                   "host_write": host_writer.i, "start": controller.start}
         links = {}
         for name, sink in inward.items():
+            beats = DESCRIPTOR_BEATS if name.endswith("_desc") else 1
             m.submodules[f"{name}_link"] = links[name] = link = StreamLink(
-                sink.payload.shape(), depth=isa.QUEUE_DEPTH)
+                sink.payload.shape(), depth=isa.QUEUE_DEPTH * beats, beats=beats)
             if name.endswith("_desc"):
                 connect_descriptors(m, getattr(self, name), link.i)
             else:

@@ -1,0 +1,50 @@
+"""Narrow beats gathered back into a wide stream."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.serialiser import beat_bits
+
+
+class Deserialiser(wiring.Component):
+    """Gathers each ``beats`` beats into a payload, the first in its low bits (the
+    `Serialiser`'s order). A payload's first beat may come in as its predecessor leaves.
+
+    Parameters
+    ----------
+    shape : shape-like
+        The payload.
+    beats : int
+
+    Members
+    -------
+    i : In(stream.Signature(beat_bits(shape, beats)))
+    o : Out(stream.Signature(shape))
+    busy : Out(1)
+        Beats of a payload are held.
+    """
+
+    def __init__(self, shape, beats: int):
+        self.shape, self.beats = shape, beats
+        super().__init__({
+            "i": In(stream.Signature(beat_bits(shape, beats))),
+            "o": Out(stream.Signature(shape)),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        bits = len(self.i.payload)
+        held = Signal(bits * self.beats)  # beats come in at the top and move down
+        got = Signal(range(self.beats + 1))
+        full = got == self.beats
+        m.d.comb += [self.o.valid.eq(full), self.i.ready.eq(~full | self.o.ready),
+                     self.busy.eq(got != 0),
+                     Value.cast(self.o.payload).eq(held)]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += got.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [held.eq(Cat(held[bits:], self.i.payload)),
+                         got.eq(Mux(full, 1, got + 1))]
+        return m
