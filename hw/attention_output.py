@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In
 from hw.arith import limb_product
 from hw.attention_softmax import factors_layout
 from hw.column_memory import ColumnMemory
-from hw.delay import delayed
+from hw.delay import delayed, feed_apart
 from hw.kernels import kernel_pipe
 from hw.softmax_state import EXPONENT, MANTISSA
 from hw.xls_pipe import lockstep
@@ -70,7 +70,8 @@ class AttentionOutput(wiring.Component):
         #: Cycles from a lane's chunk's read to its write back: a row's steps must be this
         #: far apart.
         self.loop_latency = 4
-        self.latency = 2 + self.normalise[0].latency  # from a chunk's cycle to its output
+        # From a chunk's cycle to its output: B2, then each lane's own input register.
+        self.latency = 3 + self.normalise[0].latency
         super().__init__({
             **lockstep(burst_layout(lanes, max_chunks, v_depth),
                        data.ArrayLayout(ACT.shape(), width)).members,
@@ -164,9 +165,9 @@ class AttentionOutput(wiring.Component):
                 m.d.comb += [final.eq(leaving[j]), recip.eq(recips[j])]
         for w, normalise in enumerate(self.normalise):
             m.submodules[f"normalise{w}"] = normalise
-            m.d.comb += [normalise.i.valid.eq(b2_valid & b2.finalize),
-                         normalise.i.payload.acc.eq(final[w]),
-                         normalise.i.payload.r.eq(recip.r), normalise.i.payload.e.eq(recip.e),
+            inputs = Signal(normalise.i.payload.shape(), name=f"normalise{w}_inputs")
+            m.d.comb += [inputs.acc.eq(final[w]), inputs.r.eq(recip.r), inputs.e.eq(recip.e),
                          self.o.payload[w].eq(normalise.o.payload)]
+            feed_apart(m, normalise.i, b2_valid & b2.finalize, inputs, f"normalise{w}_fed")
         m.d.comb += self.o.valid.eq(self.normalise[0].o.valid)
         return m

@@ -1,7 +1,7 @@
 """Delay lines for the fields that travel beside a lock-step pipeline, and register copies
 that cut a signal's fanout."""
 
-from amaranth.hdl import Module, Signal, Value
+from amaranth.hdl import Cat, Module, Signal, Value
 
 #: Register attribute: synthesis keeps each such register, though others hold the same value
 #: (`scripts.bitstream` marks them ``keep``, so yosys does not merge the copies back).
@@ -36,3 +36,15 @@ def kept_copies(m: Module, value, count: int, name: str, reset_less: bool = Fals
         m.d.sync += Value.cast(register).eq(value)
         copies.append(register)
     return copies
+
+
+def feed_apart(m: Module, port, valid, payload, name: str):
+    """Drives lock-step input ``port`` with ``valid`` and ``payload`` a cycle late, from a
+    kept register of its own (`kept_copies`).
+
+    Pipelines side by side that take the same values (a lane's share of a row's constants)
+    would otherwise get their first flip-flops merged by yosys into one that drives every
+    lane, wherever each sits on the chip.
+    """
+    [held] = kept_copies(m, Cat(valid, payload), 1, name)
+    m.d.comb += [port.valid.eq(held[0]), Value.cast(port.payload).eq(held[1:])]

@@ -1,12 +1,13 @@
 """LayerNorm's second pass: each value normalised with its row's sum and rsqrt, scaled and
 shifted."""
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hls import flow
 from hls.flow import EXPONENT, MANTISSA, TOTAL
+from hw.delay import feed_apart
 from hw.kernels import kernel_pipe
 from pyref.formats import ACT, WEIGHT
 
@@ -26,7 +27,7 @@ def apply_layout(lanes: int) -> data.StructLayout:
 
 class LayerNormApply(wiring.Component):
     """The ``ln_apply`` kernel on each lane, in lock step (`hw.xls_pipe.lockstep`, plus
-    ``dim``).
+    ``dim``). Each lane takes its inputs from registers of its own (`hw.delay.feed_apart`).
 
     Bit-exact with `pyref.intmodel.layernorm_apply` given the row's ``total`` and ``(r, e)``.
 
@@ -45,7 +46,7 @@ class LayerNormApply(wiring.Component):
     def __init__(self, lanes: int):
         self.lanes = lanes
         self.pipes = [kernel_pipe("ln_apply") for _ in range(lanes)]
-        self.latency = self.pipes[0].latency
+        self.latency = 1 + self.pipes[0].latency
         super().__init__({
             "i": In(stream.Signature(apply_layout(lanes), always_ready=True)),
             "dim": In(DIM),
@@ -57,11 +58,11 @@ class LayerNormApply(wiring.Component):
         i = self.i.payload
         for lane, pipe in enumerate(self.pipes):
             m.submodules[f"apply{lane}"] = pipe
-            m.d.comb += [pipe.i.valid.eq(self.i.valid),
-                         pipe.i.payload.x.eq(i.x[lane]), pipe.i.payload.total.eq(i.total),
-                         pipe.i.payload.dim.eq(self.dim), pipe.i.payload.r.eq(i.r),
-                         pipe.i.payload.e.eq(i.e), pipe.i.payload.gamma.eq(i.gamma[lane]),
-                         pipe.i.payload.beta.eq(i.beta[lane]),
+            inputs = Signal(pipe.i.payload.shape(), name=f"lane{lane}_inputs")
+            m.d.comb += [inputs.x.eq(i.x[lane]), inputs.total.eq(i.total),
+                         inputs.dim.eq(self.dim), inputs.r.eq(i.r), inputs.e.eq(i.e),
+                         inputs.gamma.eq(i.gamma[lane]), inputs.beta.eq(i.beta[lane]),
                          self.o.payload[lane].eq(pipe.o.payload)]
+            feed_apart(m, pipe.i, self.i.valid, inputs, f"lane{lane}_fed")
         m.d.comb += self.o.valid.eq(self.pipes[0].o.valid)
         return m
