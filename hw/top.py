@@ -32,6 +32,9 @@ from pyref.sdram import Sdram
 #: port), and their links are the widest, so each carries a quarter of the wires.
 DESCRIPTOR_BEATS = 4
 
+#: Registers each way on the host's links (see `Accelerator.elaborate`).
+HOST_LINK_STAGES = 2
+
 #: Fields of a unit's command that a ``CMD`` holds under another name (docs/isa.md).
 COMMAND_FIELDS = {"linear": {"in_chunks": "chunks"}, "attention": {"scale_shift": "value"},
                   "layernorm": {"eps": "value"}, "moe": {"experts": "value"}}
@@ -233,22 +236,25 @@ class Accelerator(wiring.Component):
         wiring.connect(m, host_reader.req, arbiter.read[host_read_client])
         wiring.connect(m, arbiter.read_data[host_read_client], host_reader.data)
         wiring.connect(m, host_writer.req, arbiter.write[host_write_client])
-        # The host's streams cross the chip through links. What a link holds counts as
-        # busy at the host's end until the far end shows it (a cycle late): its credit
-        # comes back no sooner.
+        # The host's streams cross the chip through links, two registers each way: the
+        # host's end is the UART's corner of the chip, and with one register a link's
+        # credit counter sits halfway between its ends, out of the host's reach in a
+        # cycle. What a link holds counts as busy at the host's end until the far end
+        # shows it (a cycle late): its credit comes back no sooner.
         inward = {"host_read_desc": host_reader.desc, "host_write_desc": host_writer.desc,
                   "host_write": host_writer.i, "start": controller.start}
         links = {}
         for name, sink in inward.items():
             beats = DESCRIPTOR_BEATS if name.endswith("_desc") else 1
             m.submodules[f"{name}_link"] = links[name] = link = StreamLink(
-                sink.payload.shape(), depth=isa.QUEUE_DEPTH * beats, beats=beats)
+                sink.payload.shape(), HOST_LINK_STAGES, isa.QUEUE_DEPTH * beats, beats)
             if name.endswith("_desc"):
                 connect_descriptors(m, getattr(self, name), link.i)
             else:
                 wiring.connect(m, wiring.flipped(getattr(self, name)), link.i)
             wiring.connect(m, link.o, sink)
-        m.submodules.host_read_link = host_read = StreamLink(word, depth=isa.QUEUE_DEPTH)
+        m.submodules.host_read_link = host_read = StreamLink(word, HOST_LINK_STAGES,
+                                                             isa.QUEUE_DEPTH)
         wiring.connect(m, host_reader.o, host_read.i)
         wiring.connect(m, host_read.o, wiring.flipped(self.host_read))
         # The host loads while no task runs, so the arbiter's traffic is then the host's:
