@@ -62,3 +62,13 @@ def test_optics_scripts_refuse_bad_arguments(module, args, message, capsys):
         importlib.import_module(f"scripts.{module}").run(args)
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_refit_without_a_sim_run_says_which_command_makes_it(tmp_path, monkeypatch, capsys):
+    from scripts import refit
+
+    monkeypatch.setattr(refit, "SIM", tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        refit.run(["--seed=3"])
+    assert exit_info.value.code == 2
+    assert "results.json is missing: run `make sim SEED=3` first" in capsys.readouterr().err
