@@ -176,7 +176,9 @@ class AttentionUnit(wiring.Component):
                      fresh.flags.last[0].eq(~flush_cmd & (tokens == 1)),
                      fresh.starts.eq(~flush_cmd), fresh.done.eq(0)]
         flags, starts, done, flush = step.flags, step.starts, step.done, job.flush
-        first_chunk = chunk == 0
+        # Whether `chunk` is 0, and whether it is the job's last, kept beside it in
+        # registers: the issue decision below then starts at registers.
+        first_chunk, last_chunk = Signal(init=1), Signal(init=1)
         finalize = Mux(first_chunk, (key < lanes) & pending.bit_select(key, 1), step_finalize)
         done = Mux(flush, 0, ~flags.active.as_value().any())
         # Worked out from the command when it is taken, so the issue decision below compares
@@ -193,15 +195,15 @@ class AttentionUnit(wiring.Component):
         longest = max(self.min_step_cycles, self.max_chunks)
         since_last = Signal(range(longest + 1), init=longest)
         gap = Signal(range(longest + 1))
-        last_chunk = chunk == last_index
+        gap_met = Signal(init=1)  # since_last >= gap, worked out a cycle ahead
         with m.If(issue & last_chunk):
-            m.d.sync += [since_last.eq(1), gap.eq(job_gap)]
+            m.d.sync += [since_last.eq(1), gap.eq(job_gap), gap_met.eq(job_gap <= 1)]
         with m.Elif(since_last < longest):
-            m.d.sync += since_last.eq(since_last + 1)
+            m.d.sync += [since_last.eq(since_last + 1), gap_met.eq(since_last + 1 >= gap)]
 
         slot = pipe.i.payload
         m.d.comb += [
-            issue.eq(busy & ~done & (~last_chunk | (since_last >= gap))
+            issue.eq(busy & ~done & (~last_chunk | gap_met)
                      & (flush | (self.k.valid & self.v.valid))
                      & (~starts | self.q.valid) & (~(first_chunk & finalize) | credit)),
             pipe.i.valid.eq(issue),
@@ -234,7 +236,8 @@ class AttentionUnit(wiring.Component):
                              job_gap.eq(Mux(chunks > self.min_step_cycles, chunks,
                                             self.min_step_cycles))]
                 m.d.sync += [job.eq(self.cmd.payload), busy.eq(1), base.eq(0), key.eq(0),
-                             chunk.eq(0), step.eq(fresh), previous.eq(0),
+                             chunk.eq(0), first_chunk.eq(1), last_chunk.eq(chunks == 1),
+                             step.eq(fresh), previous.eq(0),
                              current.eq(Cat(j < tokens for j in range(lanes))),
                              last_key.eq(tokens - 1), before_last.eq(tokens - 2)]
 
@@ -242,7 +245,10 @@ class AttentionUnit(wiring.Component):
         promise = Mux(issue & first_chunk & finalize, job.chunks, 0)
         m.d.sync += promised.eq(promised + promise - taken)
         with m.If(issue):
-            m.d.sync += [write_at.eq(write_at + ~flush), chunk.eq(chunk + 1)]
+            m.d.sync += [write_at.eq(write_at + ~flush), chunk.eq(chunk + 1),
+                         first_chunk.eq(last_chunk),
+                         last_chunk.eq(Mux(last_chunk, last_index == 0,
+                                           chunk + 1 == last_index))]
             with m.If(first_chunk):
                 m.d.sync += [step_base.eq(write_at), step_finalize.eq(finalize)]
                 with m.If(key < lanes):
