@@ -1,6 +1,6 @@
 """A wide stream sent as several narrow beats."""
 
-from amaranth.hdl import Module, Shape, Signal, Value
+from amaranth.hdl import C, Cat, Module, Mux, Shape, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -14,7 +14,11 @@ def beat_bits(shape, beats: int) -> int:
 
 class Serialiser(wiring.Component):
     """Sends each payload as ``beats`` beats, its low bits first (the last beat padded
-    with zeros). A new payload is taken as its predecessor's last beat leaves.
+    with zeros), and takes it as its last beat leaves.
+
+    The beats are cut from ``i.payload`` as it stands: a stream's source holds its payload
+    until it is taken, so no copy is kept (where many links start from one source, copies
+    would crowd it).
 
     Parameters
     ----------
@@ -27,7 +31,7 @@ class Serialiser(wiring.Component):
     i : In(stream.Signature(shape))
     o : Out(stream.Signature(beat_bits(shape, beats)))
     busy : Out(1)
-        Beats of a payload are still to leave.
+        Some of a payload's beats have left, not all.
     """
 
     def __init__(self, shape, beats: int):
@@ -41,13 +45,13 @@ class Serialiser(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         bits = len(self.o.payload)
-        held = Signal(bits * self.beats)
-        left = Signal(range(self.beats + 1))  # beats still to leave
-        m.d.comb += [self.o.valid.eq(left != 0), self.o.payload.eq(held[:bits]),
-                     self.busy.eq(left != 0),
-                     self.i.ready.eq((left == 0) | ((left == 1) & self.o.ready))]
+        payload = Value.cast(self.i.payload)
+        padded = Cat(payload, C(0, bits * self.beats - len(payload)))
+        index = Signal(range(self.beats))  # the beat to leave next
+        last = index == self.beats - 1
+        m.d.comb += [self.o.valid.eq(self.i.valid),
+                     self.o.payload.eq(padded.word_select(index, bits)),
+                     self.i.ready.eq(self.o.ready & last), self.busy.eq(index != 0)]
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += [held.eq(held >> bits), left.eq(left - 1)]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [held.eq(Value.cast(self.i.payload)), left.eq(self.beats)]
+            m.d.sync += index.eq(Mux(last, 0, index + 1))
         return m
