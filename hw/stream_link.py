@@ -37,7 +37,8 @@ class StreamLink(wiring.Component):
         The far queue's size in beats, 3 or more (default: 2 x ``stages`` + 3, a beat a
         cycle).
     beats : int
-        Beats per payload.
+        Beats per payload. With more than one, the sender holds a payload until it is
+        taken (the `Serialiser` keeps no copy).
 
     Members
     -------
