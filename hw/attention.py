@@ -11,6 +11,7 @@ from hw.attention_softmax import AttentionSoftmax, factors_layout, lane_flags
 from hw.attention_softmax import step_layout as scores_layout
 from hw.beside import Beside
 from hw.chain import Chain
+from hw.delay import delayed
 from pyref.config import ConfigError, HardwareConfig
 from pyref.formats import ACC, ACT, ATTN, PROB
 
@@ -112,7 +113,7 @@ class AttentionUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a step's last chunk to the first chunk of the row it finishes."""
-        return self.pipe.latency + 1
+        return self.pipe.latency + 2
 
     def elaborate(self, platform):
         m = Module()
@@ -201,12 +202,16 @@ class AttentionUnit(wiring.Component):
         with m.Elif(since_last < longest):
             m.d.sync += [since_last.eq(since_last + 1), gap_met.eq(since_last + 1 >= gap)]
 
-        slot = pipe.i.payload
+        # An issued chunk enters the pipeline, and its values the value buffer, a cycle
+        # later from registers: the issue decision then drives only the pops of its
+        # inputs, not the pipeline's and the buffer's far-spread loads as well.
+        slot = Signal(pipe.i.payload.shape())
         m.d.comb += [
             issue.eq(busy & ~done & (~last_chunk | gap_met)
                      & (flush | (self.k.valid & self.v.valid))
                      & (~starts | self.q.valid) & (~(first_chunk & finalize) | credit)),
-            pipe.i.valid.eq(issue),
+            pipe.i.valid.eq(delayed(m, issue, 1, "issued")),
+            pipe.i.payload.eq(delayed(m, slot, 1, "issued_slot", reset_less=True)),
             slot.k.eq(self.k.payload), slot.q.eq(self.q.payload),
             slot.starts.eq(starts), slot.start_lane.eq(key), slot.chunk.eq(chunk),
             slot.last.eq(last_chunk),
@@ -216,8 +221,9 @@ class AttentionUnit(wiring.Component):
             slot.base.eq(Mux(first_chunk, write_at, step_base)),
             self.k.ready.eq(issue & ~flush), self.v.ready.eq(issue & ~flush),
             self.q.ready.eq(issue & starts),
-            self.output.v_en.eq(issue & ~flush), self.output.v_addr.eq(write_at),
-            self.output.v_data.eq(self.v.payload),
+            self.output.v_en.eq(delayed(m, issue & ~flush, 1, "value_written")),
+            self.output.v_addr.eq(delayed(m, write_at, 1, "value_at", reset_less=True)),
+            self.output.v_data.eq(delayed(m, self.v.payload, 1, "value", reset_less=True)),
         ]
         # The next command is taken in the cycle that finds the head done.
         with m.If(busy & done):
