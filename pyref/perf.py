@@ -31,8 +31,9 @@ TOLERANCE = 0.05
 #: Per layer kind: fixed cycles, cycles per instruction the controller runs for the layer,
 #: and per instruction it runs after the layer's first wait (fetch, decode, hand-out),
 #: fitted by `fit` to `make sim`'s per-layer cycles of the tiny model (SEED=0, 8 images,
-#: both tasks; `python -m scripts.refit` refits them and `TILE_SWITCH`). The two instruction counts move together, so the terms are not separately
-#: physical; `make sim` reports each layer's error.
+#: both tasks; `python -m scripts.refit` refits them and `TILE_SWITCH`). The two
+#: instruction counts move together, so the terms are not separately physical; `make sim`
+#: reports each layer's error.
 OVERHEAD = {"attention": (1.36, 16.36, 13.63), "experts": (199.62, 205.55, -193.68),
             "layernorm": (3.54, 17.69, 7.07), "linear": (20.32, 37.29, -48.44),
             "residual": (1.41, 5.65, 26.0)}
