@@ -76,7 +76,8 @@ class AddressGenerator(wiring.Component):
         self.address_bits = address_bits
         super().__init__({
             "desc": In(stream.Signature(port_descriptor_layout(address_bits))),
-            "o": Out(stream.Signature(data.StructLayout({"addr": address_bits, "lanes": 8}))),
+            "o": Out(stream.Signature(data.StructLayout({
+                "addr": address_bits, "lanes": isa.BODIES["descriptor"]["lanes"]}))),
             "busy": Out(1),
         })
 

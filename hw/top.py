@@ -245,10 +245,11 @@ class Accelerator(wiring.Component):
                   "host_write": host_writer.i, "start": controller.start}
         links = {}
         for name, sink in inward.items():
-            beats = DESCRIPTOR_BEATS if name.endswith("_desc") else 1
+            descriptors = name.endswith("_desc")
+            beats = DESCRIPTOR_BEATS if descriptors else 1
             m.submodules[f"{name}_link"] = links[name] = link = StreamLink(
                 sink.payload.shape(), HOST_LINK_STAGES, isa.QUEUE_DEPTH * beats, beats)
-            if name.endswith("_desc"):
+            if descriptors:
                 connect_descriptors(m, getattr(self, name), link.i)
             else:
                 wiring.connect(m, wiring.flipped(getattr(self, name)), link.i)

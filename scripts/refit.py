@@ -16,9 +16,10 @@ import json
 from scripts.common import SIM, ToolError, main, seed_argument
 
 
-def samples(seed: int) -> list:
-    """``(LayerCost, measured cycles)`` for every layer of every stall-free run."""
-    from pyref import machine, perf
+def measured_runs(seed: int) -> list:
+    """``(image, run, task, measured cycles per layer)`` of every stall-free run, the
+    functional model's run beside the RTL's."""
+    from pyref import machine
     from scripts.designs import TOP_DESIGNS
     from scripts.sim import top_workload
 
@@ -27,12 +28,17 @@ def samples(seed: int) -> list:
         raise ToolError(f"{path} is missing: run `make sim SEED={seed}` first")
     runs = json.loads(path.read_text())["end_to_end"]["breakdown"]["runs"]
     work = top_workload(TOP_DESIGNS["top"], seed)
-    found = []
-    for r in runs:
-        _, run = machine.infer(work.image, work.codes[r["image"]], r["task"])
-        found += [(cost, r["layers"][cost.name])
-                  for cost in perf.layer_costs(work.image, run, r["task"])]
-    return found
+    return [(work.image, machine.infer(work.image, work.codes[r["image"]], r["task"])[1],
+             r["task"], r["layers"]) for r in runs]
+
+
+def samples(runs: list) -> list:
+    """``(LayerCost, measured cycles)`` for every layer of ``runs`` (`measured_runs`), at
+    the model's `TILE_SWITCH` as it is set."""
+    from pyref import perf
+
+    return [(cost, layers[cost.name]) for image, run, task, layers in runs
+            for cost in perf.layer_costs(image, run, task)]
 
 
 def worst(pairs: list, overhead: dict) -> dict:
@@ -57,13 +63,13 @@ def run(argv=None):
     parser.add_argument("--tile-switch", type=int, nargs="*", default=[perf.TILE_SWITCH],
                         help="TILE_SWITCH values to refit with")
     args = parser.parse_args(argv)
-    show(f"as it stands (TILE_SWITCH {perf.TILE_SWITCH})", worst(samples(args.seed),
-                                                                 perf.OVERHEAD))
+    runs = measured_runs(args.seed)
+    show(f"as it stands (TILE_SWITCH {perf.TILE_SWITCH})", worst(samples(runs), perf.OVERHEAD))
     kept = perf.TILE_SWITCH
     try:
         for tile_switch in args.tile_switch:
             perf.TILE_SWITCH = tile_switch  # `layer_costs` reads it
-            pairs = samples(args.seed)
+            pairs = samples(runs)
             overhead = perf.fit(pairs)
             show(f"refit, TILE_SWITCH {tile_switch}", worst(pairs, overhead))
             print(f"  OVERHEAD = {overhead}")
