@@ -80,8 +80,9 @@ def parameters_of(config, seed: int) -> dict:
 def workload(config_name: str, hw_name: str, images: int, seed: int, memory_words: int,
              depth: int | None = None) -> Workload:
     """``images`` test images of ``config_name`` (random ones when it has no data set),
-    chosen by ``seed``, and the model compiled for parameter set ``hw_name``. ``depth``
-    keeps only the first blocks (a shorter program for long simulations)."""
+    chosen by ``seed``, and the model compiled for parameter set ``hw_name``. The images
+    of a seed do not depend on ``images``: asking for fewer gives the first of them.
+    ``depth`` keeps only the first blocks (a shorter program for long simulations)."""
     config = get_config(config_name)
     if depth is not None:
         if not 1 <= depth <= config.depth:
@@ -95,7 +96,8 @@ def workload(config_name: str, hw_name: str, images: int, seed: int, memory_word
     rng = np.random.default_rng(seed)
     if data.has_dataset(config):
         test = data.load(config, "test")
-        split = test.subset(np.sort(rng.choice(len(test), images, replace=False)))
+        # A prefix of one seeded order, so a run of n images starts with a run of fewer.
+        split = test.subset(rng.permutation(len(test))[:images])
         codes = model.quantise_input(data.patchify(split.images, config.patch))
         return Workload(model, image, codes, state, split.labels, split.patch_labels)
     pixels = rng.uniform(0, 1, (images, config.patches, config.patch_pixels))

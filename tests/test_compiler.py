@@ -30,6 +30,15 @@ def test_tiny_programs_compute_the_integer_models_logits(hw):
             assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("config", ["tiny", "m3vit-tiny"])
+def test_fewer_images_are_the_first_of_more(config):
+    # The data set's test images (tiny) and random ones (m3vit-tiny) alike.
+    few = workload(config, "edge-moe", 1, seed=5, memory_words=1 << 20, depth=1)
+    more = workload(config, "edge-moe", 3, seed=5, memory_words=1 << 20, depth=1)
+    assert np.array_equal(few.codes, more.codes[:1])
+    assert len(np.unique(more.codes, axis=0)) == 3
+
+
 def test_m3vit_blocks_compute_the_integer_models_logits():
     # A dense block and a MoE block of m3vit-tiny, random weights, the edge-moe set.
     work = workload("m3vit-tiny", "edge-moe", 1, seed=0, memory_words=1 << 20, depth=2)
