@@ -122,7 +122,7 @@ KERNELS = {k.name: k for k in [
                                      "eps": raw(32)}, {"r": MANTISSA, "e": EXPONENT}),
     Kernel("ln_apply", "layernorm", {"x": ACT, "total": TOTAL, "dim": raw(16), "r": MANTISSA,
                                      "e": EXPONENT, "gamma": WEIGHT, "beta": WEIGHT},
-           {"y": ACT}, ops_per_stage=1),
+           {"y": ACT}),
 ]}
 
 @dataclass(frozen=True)

@@ -72,3 +72,33 @@ def test_refit_without_a_sim_run_says_which_command_makes_it(tmp_path, monkeypat
         refit.run(["--seed=3"])
     assert exit_info.value.code == 2
     assert "results.json is missing: run `make sim SEED=3` first" in capsys.readouterr().err
+
+
+def test_congestion_sums_the_last_router2_iteration_by_module(tmp_path, capsys):
+    from scripts import congestion
+
+    heat = tmp_path / "heat"
+    heat.mkdir()
+    nets = {1: "board.accelerator.linear.results.x[0],9\n",
+            2: "board.accelerator.attention.pipe.a[1],3\nboard.accelerator.attention.pipe.b,2\n"
+               "board.accelerator.moe.top.c,1\n"}
+    for iteration, text in nets.items():
+        stem = f"{congestion.PREFIX}_by_{{}}_{iteration}.csv"
+        (tmp_path / stem.format("net")).write_text(text)
+        (tmp_path / stem.format("wiretype")).write_text(
+            "type,bound=0,bound=1,bound=2,bound=3,\nWIRE_TYPE_H02,5,4,3,1,\nWIRE_TYPE_V06,2,0,0,0,\n")
+        (tmp_path / stem.format("coordinate")).write_text("0,0,\n0,4,\n2,0,\n")
+    congestion.run([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "iteration 2: 4 overused wires; by type: H02 4" in out
+    assert "5  board.accelerator.attention.pipe" in out and "linear" not in out
+    assert (tmp_path / "congestion.png").exists()
+
+
+def test_congestion_without_heatmaps_says_how_to_make_them(tmp_path, capsys):
+    from scripts import congestion
+
+    with pytest.raises(SystemExit) as exit_info:
+        congestion.run([str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "no router2 heatmaps in" in capsys.readouterr().err
