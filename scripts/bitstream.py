@@ -128,7 +128,9 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     (out / f"{top}.packed.json").write_text(json.dumps(synthesised))
     console.print(f"{name}: nextpnr-ecp5 place{'' if place_only else ' and route'} at "
                   f"{freq_mhz} MHz")
-    placement = ["--no-route", "--write", "placed.json", "--sdf", "placed.sdf"]
+    # The design as placed (or routed) for `placed_timing`: every late path, not one.
+    written = (["--no-route", "--write", "placed.json", "--sdf", "placed.sdf"] if place_only
+               else ["--write", "routed.json", "--sdf", "routed.sdf"])
     # router2's overuse by net and tile after each iteration, for `scripts.congestion`.
     heatmaps = []
     if design.router == "router2":
@@ -141,12 +143,11 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
           "--freq", str(freq_mhz), "--seed", str(seed), *pins, "--router", design.router,
           *design.placer_args, *heatmaps,
           # A missed target still gets its bitstream and report; the summary fails instead.
-          "--timing-allow-fail", *(placement if place_only else [])],
+          "--timing-allow-fail", *written],
          out / "nextpnr.log", "nextpnr-ecp5")
     if place_only:
-        paths = placed_timing.report_paths(out)
-        return {"design": name, "place_only": True, "paths": paths,
-                "placed": str(out / "placed_paths.json"),
+        return {"design": name, "place_only": True,
+                "timing": placed_timing.report_paths(out, freq_mhz),
                 "build_s": round(time.monotonic() - start, 1)}
     console.print(f"{name}: ecppack")
     step([tool("yowasp-ecppack"), config, bitfile], out / "ecppack.log", "ecppack")
@@ -172,8 +173,14 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
                      "note": "serial pin harness; its FFs are included in ff"}
                     if harness else None),
         "seed": seed,
-        "build_s": round(time.monotonic() - start, 1),
     }
+    if not report["timing_met"]:
+        # Where it missed: every late register input, counted by module.
+        timing = placed_timing.report_paths(out, freq_mhz, routed=True)
+        report["late_inputs"] = sum(m["late"] for m in timing["late"])
+        report["late_modules"] = timing["late"][:10]
+        report["timing_paths"] = timing["file"]
+    report["build_s"] = round(time.monotonic() - start, 1)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
@@ -182,7 +189,8 @@ def same_build(first: dict, second: dict) -> bool:
     """Whether two builds' reports agree on everything but wall time and paths, and their
     bitstreams are the same bytes."""
     def key(report):
-        return {k: v for k, v in report.items() if k not in ("build_s", "bitfile")}
+        return {k: v for k, v in report.items()
+                if k not in ("build_s", "bitfile", "timing_paths")}
     return (key(first) == key(second)
             and Path(first["bitfile"]).read_bytes() == Path(second["bitfile"]).read_bytes())
 
@@ -236,8 +244,8 @@ def run(argv=None):
     if args.place_only:
         for r in reports:
             console.print(f"{r['design']}: the slowest paths after placement, estimated "
-                          f"({r['build_s']} s; all in {r['placed']})")
-            placed_timing.print_paths(r["paths"][:3])
+                          f"({r['build_s']} s; all in {r['timing']['file']})")
+            placed_timing.print_report(r["timing"])
         return
     if args.twice:
         differ = [n for n, r in zip(names, reports, strict=True)
@@ -258,6 +266,11 @@ def run(argv=None):
                       f"{r['fmax_mhz']:.1f}", timing, str(r["build_s"]))
     console.print(table)
     missed = [r for r in reports if not r["timing_met"] and not r["baseline"]]
+    for r in missed:
+        console.print(f"{r['design']}: {r['late_inputs']} register inputs late; the modules "
+                      f"with the most (all in {r['timing_paths']}):")
+        for m in r["late_modules"][:5]:
+            console.print(f"  {m['late']:6d}  latest {m['ns']:6.2f} ns  {m['module']}")
     if missed:
         listing = ", ".join(f"{r['design']} ({r['fmax_mhz']:.0f} < {r['target_mhz']:.0f} MHz)"
                             for r in missed)

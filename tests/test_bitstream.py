@@ -66,7 +66,7 @@ def test_two_builds_differ_in_the_report_or_the_bitstream(tmp_path):
     assert not bitstream.same_build(first, built("other_fmax", b"\x01\x02", 99.0))
 
 
-def test_placed_timing_follows_the_slowest_path_through_the_placement():
+def test_placed_timing_follows_the_slowest_path_placed_or_routed():
     # Two registers ten tiles apart with a LUT beside the second; nextpnr's estimate for
     # an arc of dx = 10 is 120 ps * (3 + 5 + 2 * 5) = 2.16 ns, and F to DI in a slice is 0.
     def cell(kind, x, ports):
@@ -86,8 +86,20 @@ def test_placed_timing_follows_the_slowest_path_through_the_placement():
     sdf = "".join(f"(CELL (INSTANCE {n}) (DELAY (ABSOLUTE (IOPATH {a} {b} (1:2:{d})))))"
                   for n, a, b, d in (("a.first", "CLK", "Q", 500), ("b.second", "CLK", "Q", 500),
                                      ("b.lut", "A", "F", 200)))
-    worst, other = placed_timing.slowest_paths(placed, sdf, 3)
+    worst, other = placed_timing.slowest_paths(placed_timing.Timing(placed, sdf), 3)
     assert worst["to"] == "b.second.DI" and worst["ns"] == 2.86
     assert [(s["pin"], s["ns"]) for s in worst["path"]] == [
         ("a.first.Q", 0.5), ("b.lut.A", 2.66), ("b.lut.F", 2.86), ("b.second.DI", 2.86)]
     assert other["to"] in ("a.first.DI", "a.third.DI") and other["ns"] == 2.66
+    # Routed, the wires take the SDF's INTERCONNECT delays instead of the estimate; at
+    # 1.5 ns only the path into b is late.
+    routed = placed_timing.Timing(placed, sdf + "".join(
+        f"(INTERCONNECT {a} {b} (1:2:{d}))" for a, b, d in (
+            ("a.first/Q", "b.lut/A", 900), ("b.second/Q", "a.first/DI", 300),
+            ("b.second/Q", "a.third/DI", 400))), routed=True)
+    worst, other = placed_timing.slowest_paths(routed, 2)
+    assert (worst["to"], worst["ns"], other["to"], other["ns"]) == (
+        "b.second.DI", 1.6, "a.third.DI", 0.9)
+    assert placed_timing.late_modules(routed, 1500) == [{"module": "b", "late": 1, "ns": 1.6}]
+    assert placed_timing.late_modules(routed, 800) == [
+        {"module": "b", "late": 1, "ns": 1.6}, {"module": "a", "late": 1, "ns": 0.9}]
