@@ -55,9 +55,10 @@ class AddressGenerator(wiring.Component):
     ``base + i0*stride0 + i1*stride1 + i2*stride2`` with ``i0`` fastest; the loops wrap,
     the outermost too, until ``words`` addresses have left (`pyref.isa.Descriptor`). The
     address is built by additions only, one level's partial sum per register, and which
-    level steps is chosen from registered flags. Addresses leave through a short queue (a
-    `StreamLink` of no stages): whoever takes them sees registers only, and their
-    ``ready`` does not reach the loop logic in the same cycle.
+    level steps is chosen from registered flags. Addresses leave through a `StreamLink` of
+    one stage: whoever takes them sees registers only, their ``ready`` does not reach the
+    loop logic in the same cycle, and the loop logic may sit far from the taker (the
+    arbiter), with a register on the way each way.
 
     Parameters
     ----------
@@ -83,7 +84,7 @@ class AddressGenerator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.out = out = StreamLink(self.o.payload.shape(), stages=0)
+        m.submodules.out = out = StreamLink(self.o.payload.shape(), stages=1)
         wiring.connect(m, out.o, wiring.flipped(self.o))
         step = out.i  # the address being made, into the queue
         d = Signal(port_descriptor_layout(self.address_bits))

@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -85,17 +85,20 @@ class SoftmaxUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a row's last score to its first probability, with ``o.ready`` high:
-        the first pass, the state FIFO, the replay and its result FIFO."""
-        return self.state.latency + 1 + self.replay.latency + 1
+        the first pass, the state FIFO (its memory and its output register), the replay and
+        its result FIFO."""
+        return self.state.latency + 2 + self.replay.latency + 1
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.state = state = self.state
         m.submodules.replay = replay = self.replay
         stats = stats_layout(self.lanes).size
-        m.submodules.pending = pending = SyncFIFO(width=stats, depth=self.rows)
-        m.submodules.lengths = lengths = SyncFIFO(width=self.max_len.bit_length(),
-                                                  depth=self.rows)
+        # A row's state and length are read through registers: the replay's issue logic
+        # and its operands then start at flip-flops, not at a LUT memory's read mux.
+        m.submodules.pending = pending = SyncFIFOBuffered(width=stats, depth=self.rows)
+        m.submodules.lengths = lengths = SyncFIFOBuffered(width=self.max_len.bit_length(),
+                                                          depth=self.rows)
         m.submodules.emitted = emitted = SyncFIFO(width=stats, depth=self.rows)
 
         stored = Signal(range(self.depth + 1))  # scores in the buffer, not yet replayed

