@@ -72,8 +72,8 @@ class Timing:
     sdf_text : str
         nextpnr's SDF of the same design.
     routed : bool
-        Time wires by the SDF's INTERCONNECT delays (a routed design) instead of nextpnr's
-        estimate for an unrouted arc.
+        Time wires by the SDF's INTERCONNECT delays (a routed design; nextpnr writes one
+        for every routed connection) instead of nextpnr's estimate for an unrouted arc.
     """
 
     def __init__(self, placed: dict, sdf_text: str, routed: bool = False):
