@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Cat, Module
 from amaranth.lib import wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hw.host_link import HostLink
@@ -55,8 +55,9 @@ class Board(wiring.Component):
         m.submodules.uart_rx, m.submodules.uart_tx = self.uart_rx, self.uart_tx
         m.d.comb += [self.uart_rx.rx.eq(self.rx), self.tx.eq(self.uart_tx.tx)]
         # Bytes wait here while the link waits for the memory (a refresh, the arbiter):
-        # the serial line has no flow control.
-        m.submodules.rx_fifo = fifo = SyncFIFO(width=8, depth=RX_FIFO_DEPTH)
+        # the serial line has no flow control. Its output is a register, so the link's
+        # state logic starts at flip-flops, not at a LUT memory's read.
+        m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=8, depth=RX_FIFO_DEPTH)
         wiring.connect(m, self.uart_rx.o, fifo.w_stream)
         wiring.connect(m, fifo.r_stream, link.rx)
         wiring.connect(m, link.tx, self.uart_tx.i)

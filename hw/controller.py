@@ -1,10 +1,11 @@
 """The controller: fetches a task's program from memory and hands out its instructions."""
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.address_generator import descriptor_layout
+from hw.arith import limb_product
 from pyref import isa
 from pyref.isa import Op
 
@@ -86,9 +87,25 @@ class Controller(wiring.Component):
         looping = Signal()
         left = Signal(16)
         expert = Signal.like(self.experts.payload)
-        offset = Signal(32)  # expert * expert_stride
         stride = Signal(32)
         desc = Signal(descriptor_layout())
+        # The expert's products, pipelined (`limb_product`) from copies of their factors
+        # kept for them alone: each partial product is then a MULT18X18D with registers on
+        # both sides, not a multiply and an adder in one cycle. Unsigned factors get a 0
+        # on top (the product takes a signed one). ``settle`` counts a product's cycles.
+        word_factor = Signal(32, reset_less=True)  # a token-level descriptor's words
+        factors = {name: Signal.like(value, name=name, reset_less=True) for name, value in
+                   (("tokens_factor", expert.tokens), ("index_factor", expert.expert),
+                    ("stride_factor", stride))}
+        m.d.sync += [f.eq(v) for f, v in zip(factors.values(), (expert.tokens, expert.expert,
+                                                                stride), strict=True)]
+        scaled = limb_product(m, Cat(word_factor, Const(0, 1)), factors["tokens_factor"],
+                              "scaled_words")
+        offset = limb_product(m, Cat(factors["stride_factor"], Const(0, 1)),
+                              factors["index_factor"], "offset")
+        settle = Signal(2)
+        # Cycles from a factor's register to its product's: its copy, then the product's two.
+        product_cycles = 3
         # The instruction's target, one-hot and registered with it: the unit or port
         # handshake is then one AND-OR over the targets, not a chain of compares.
         target = Signal(max(self.units, self.ports))
@@ -130,7 +147,8 @@ class Controller(wiring.Component):
             with m.State("decode"):
                 with m.If(self.fetch.valid):
                     m.d.sync += [ins.eq(self.fetch.payload),
-                                 target.eq(1 << fetched.target)]
+                                 target.eq(1 << fetched.target),
+                                 word_factor.eq(fetched.body.descriptor.words)]
                     m.next = "execute"
             with m.State("execute"):
                 with m.Switch(ins.op):
@@ -139,17 +157,21 @@ class Controller(wiring.Component):
                         with m.If(_selected(self.cmd, target)):
                             m.next = "next"
                     with m.Case(Op.READ, Op.WRITE):
-                        # The expert's fields go in first, registered: a multiply each.
+                        # The expert's fields go in first, registered; a token-level
+                        # descriptor's words wait for their product.
                         d = body.descriptor
                         m.d.sync += desc.eq(d)
                         with m.If(ins.per_expert):
                             m.d.sync += desc.base.eq(d.base + offset)
-                        with m.If(ins.token_level != 0):
-                            m.d.sync += desc.words.eq(d.words * expert.tokens)
                         for level in range(isa.LOOPS):
                             with m.If(ins.token_level == level + 1):
                                 m.d.sync += desc[f"count{level}"].eq(expert.tokens)
-                        m.next = "transfer"
+                        with m.If(ins.token_level != 0):
+                            # The word factor was loaded at decode, a cycle ago.
+                            m.d.sync += settle.eq(product_cycles - 2)
+                            m.next = "scale"
+                        with m.Else():
+                            m.next = "transfer"
                     with m.Case(Op.WAIT):
                         with m.If((self.port_busy & body.wait.ports) == 0):
                             m.next = "next"
@@ -167,6 +189,11 @@ class Controller(wiring.Component):
                         with m.If((self.port_busy == 0) & ~self.memory_busy):
                             m.d.sync += self.busy.eq(0)
                             m.next = "idle"
+            with m.State("scale"):
+                m.d.sync += settle.eq(settle - 1)
+                with m.If(settle == 0):
+                    m.d.sync += desc.words.eq(scaled)
+                    m.next = "transfer"
             with m.State("transfer"):
                 m.d.comb += [port.valid.eq(target[k]) for k, port in enumerate(self.desc)]
                 with m.If(_selected(self.desc, target)):
@@ -176,11 +203,13 @@ class Controller(wiring.Component):
                 m.d.comb += self.experts.ready.eq(1)
                 with m.If(self.experts.valid):
                     m.d.sync += [expert.eq(self.experts.payload), looping.eq(1),
-                                 pc.eq(loop_start)]
+                                 pc.eq(loop_start), settle.eq(product_cycles - 1)]
                     m.next = "expert_offset"
             with m.State("expert_offset"):
-                m.d.sync += offset.eq(expert.expert * stride)
-                m.next = "fetch"
+                # The body's per-expert bases need the new expert's offset.
+                m.d.sync += settle.eq(settle - 1)
+                with m.If(settle == 0):
+                    m.next = "fetch"
             with m.State("next"):
                 after = pc + self.per
                 m.d.sync += pc.eq(after)
