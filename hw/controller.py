@@ -94,15 +94,13 @@ class Controller(wiring.Component):
         # both sides, not a multiply and an adder in one cycle. Unsigned factors get a 0
         # on top (the product takes a signed one). ``settle`` counts a product's cycles.
         word_factor = Signal(32, reset_less=True)  # a token-level descriptor's words
-        factors = {name: Signal.like(value, name=name, reset_less=True) for name, value in
-                   (("tokens_factor", expert.tokens), ("index_factor", expert.expert),
-                    ("stride_factor", stride))}
-        m.d.sync += [f.eq(v) for f, v in zip(factors.values(), (expert.tokens, expert.expert,
-                                                                stride), strict=True)]
-        scaled = limb_product(m, Cat(word_factor, Const(0, 1)), factors["tokens_factor"],
-                              "scaled_words")
-        offset = limb_product(m, Cat(factors["stride_factor"], Const(0, 1)),
-                              factors["index_factor"], "offset")
+        tokens_factor = Signal.like(expert.tokens, reset_less=True)
+        index_factor = Signal.like(expert.expert, reset_less=True)
+        stride_factor = Signal.like(stride, reset_less=True)
+        m.d.sync += [tokens_factor.eq(expert.tokens), index_factor.eq(expert.expert),
+                     stride_factor.eq(stride)]
+        scaled = limb_product(m, Cat(word_factor, Const(0, 1)), tokens_factor, "scaled_words")
+        offset = limb_product(m, Cat(stride_factor, Const(0, 1)), index_factor, "offset")
         settle = Signal(2)
         # Cycles from a factor's register to its product's: its copy, then the product's two.
         product_cycles = 3
