@@ -262,7 +262,7 @@ def run(argv=None):
         console.print(f"{r['design']}: {r['late_inputs']} register inputs late; the modules "
                       f"with the most (all in {r['timing_paths']}):")
         for m in r["late_modules"][:5]:
-            console.print(f"  {m['late']:6d}  latest {m['ns']:6.2f} ns  {m['module']}")
+            console.print(placed_timing.late_line(m))
     if missed:
         listing = ", ".join(f"{r['design']} ({r['fmax_mhz']:.0f} < {r['target_mhz']:.0f} MHz)"
                             for r in missed)

@@ -216,6 +216,11 @@ def report_paths(directory: Path, target_mhz: float, count: int = 10, routed: bo
     return report
 
 
+def late_line(module: dict) -> str:
+    """One entry of `late_modules`, as the reports print it."""
+    return f"  {module['late']:6d}  latest {module['ns']:6.2f} ns  {module['module']}"
+
+
 def print_report(report: dict, paths: int = 3, modules: int = 15, out=sys.stdout):
     """The first ``paths`` paths of `report_paths`'s report, then its most late modules."""
     for p in report["paths"][:paths]:
@@ -230,7 +235,7 @@ def print_report(report: dict, paths: int = 3, modules: int = 15, out=sys.stdout
     print(f"{sum(m['late'] for m in late)} register inputs in {len(late)} modules arrive after "
           f"{clock}; the most:", file=out)
     for m in late[:modules]:
-        print(f"  {m['late']:6d}  latest {m['ns']:6.2f} ns  {m['module']}", file=out)
+        print(late_line(m), file=out)
 
 
 if __name__ == "__main__":
