@@ -183,12 +183,13 @@ class AttentionUnit(wiring.Component):
         finalize = Mux(first_chunk, (key < lanes) & pending.bit_select(key, 1), step_finalize)
         done = Mux(flush, 0, ~flags.active.as_value().any())
         # Worked out from the command when it is taken, so the issue decision below compares
-        # registers only: the last chunk's index, the FIFO room a finished row needs, and
-        # the gap after this job's steps.
+        # registers only: the last chunk's index and the gap after this job's steps. And
+        # ``spare``, the FIFO room a finished row needs less the beats promised, kept up
+        # to date as one counter: the decision reads its sign, not a compare.
         last_index = Signal.like(chunk)
-        room = Signal(range(self.fifo_depth + 1))
+        spare = Signal(range(-self.fifo_depth, self.fifo_depth + 1))
         job_gap = Signal(range(max(self.min_step_cycles, self.max_chunks) + 1))
-        credit = promised <= room
+        credit = spare >= 0
         # The last chunks of two steps are at least min_step_cycles apart, and at least as
         # far as the earlier step has chunks: its burst in AttentionOutput must end before
         # the next begins (a flush may be followed by shorter rows).
@@ -233,12 +234,17 @@ class AttentionUnit(wiring.Component):
             m.d.sync += step.eq(following)
             with m.If(wraps):
                 m.d.sync += [previous.eq(current), current.eq(upcoming)]
+        taken = self.o.valid & self.o.ready
+        promise = Mux(issue & first_chunk & finalize, job.chunks, 0)
+        m.d.sync += [promised.eq(promised + promise - taken), spare.eq(spare - promise + taken)]
         with m.If(self.cmd.valid & self.cmd.ready):
             with m.If(bad):
                 m.d.sync += self.error.eq(1)
             with m.Else():
+                # A command is taken only when nothing issues: nothing is promised.
                 chunks = self.cmd.payload.chunks
-                m.d.sync += [last_index.eq(chunks - 1), room.eq(self.fifo_depth - chunks),
+                m.d.sync += [last_index.eq(chunks - 1),
+                             spare.eq(self.fifo_depth - chunks - promised + taken),
                              job_gap.eq(Mux(chunks > self.min_step_cycles, chunks,
                                             self.min_step_cycles))]
                 m.d.sync += [job.eq(self.cmd.payload), busy.eq(1), base.eq(0), key.eq(0),
@@ -247,9 +253,6 @@ class AttentionUnit(wiring.Component):
                              current.eq(Cat(j < tokens for j in range(lanes))),
                              last_key.eq(tokens - 1), before_last.eq(tokens - 2)]
 
-        taken = self.o.valid & self.o.ready
-        promise = Mux(issue & first_chunk & finalize, job.chunks, 0)
-        m.d.sync += promised.eq(promised + promise - taken)
         with m.If(issue):
             m.d.sync += [write_at.eq(write_at + ~flush), chunk.eq(chunk + 1),
                          first_chunk.eq(last_chunk),

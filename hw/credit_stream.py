@@ -5,6 +5,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from hw.delay import short_of
+
 
 class CreditStream(wiring.Component):
     """Give a fixed-latency, never-stalling pipeline ``lib.stream`` ports with backpressure.
@@ -57,14 +59,9 @@ class CreditStream(wiring.Component):
         promised = Signal(range(depth + 1))
         taken = self.o.valid & self.o.ready
         m.d.sync += promised.eq(promised + promises - taken)
-        # Next cycle's promise must stay below the depth. Written as comparisons of the
-        # register with constants, so no adder sits in front of i.ready.
-        with m.If(promises & ~taken):
-            m.d.sync += self.i.ready.eq(promised < depth - 1)
-        with m.Elif(taken & ~promises):
-            m.d.sync += self.i.ready.eq(1)
-        with m.Else():
-            m.d.sync += self.i.ready.eq(promised < depth)
+        # The promises must stay below the depth: ``i.ready`` is a register set a cycle
+        # ahead, with no adder or compare in front of it.
+        m.d.comb += self.i.ready.eq(short_of(m, promised, depth, promises, taken, "room"))
         m.d.comb += [
             results.w_en.eq(pipe.o.valid),
             results.w_data.eq(pipe.o.payload),

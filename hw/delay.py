@@ -1,5 +1,5 @@
-"""Delay lines for the fields that travel beside a lock-step pipeline, and register copies
-that cut a signal's fanout."""
+"""Delay lines for the fields that travel beside a lock-step pipeline, register copies that
+cut a signal's fanout, and a counter's flag kept as a register."""
 
 from amaranth.hdl import Cat, Module, Signal, Value
 
@@ -48,3 +48,20 @@ def feed_apart(m: Module, port, valid, payload, name: str):
     """
     [held] = kept_copies(m, Cat(valid, payload), 1, name)
     m.d.comb += [port.valid.eq(held[0]), Value.cast(port.payload).eq(held[1:])]
+
+
+def short_of(m: Module, count: Signal, limit: int, toward, away, name: str) -> Signal:
+    """``count != limit`` as a register of its own, for a counter that steps by one toward
+    ``limit`` in a cycle with ``toward`` and away from it with ``away`` (both: no step).
+
+    The flag is worked out a cycle ahead from the counter and the steps, so whatever it
+    enables (a sender's pops into a queue with that many credits, say) starts at a
+    flip-flop of its own, not at a compare of a counter that may sit far away.
+    """
+    side = 1 if count.init > limit else -1
+    flag = Signal(name=name, init=count.init != limit)
+    with m.If(toward & ~away):
+        m.d.sync += flag.eq(count != limit + side)
+    with m.Elif(away & ~toward):
+        m.d.sync += flag.eq(1)
+    return flag

@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from hw.delay import delayed, kept_copies
+from hw.delay import delayed, kept_copies, short_of
 from hw.memory_port import ADDRESS_BITS, request_layout
 from hw.port_writer import write_layout
 from hw.stream_link import StreamLink
@@ -172,8 +172,9 @@ class MemoryArbiter(wiring.Component):
         # only while its reader's tag has room.
         m.submodules.to_port = to_port = StreamLink(entry_layout, stages)
         group_heads = [link.o for link in group_links]
+        tag_room = short_of(m, tags.level, self.outstanding, tags.w_en, tags.r_en, "tag_room")
         chosen, live = _round_robin(
-            m, Cat(h.valid & (~h.payload.read | tags.w_rdy) for h in group_heads),
+            m, Cat(h.valid & (~h.payload.read | tag_room) for h in group_heads),
             to_port.i.ready, "root")
         entry = Signal(entry_layout)
         take = live.any() & to_port.i.ready

@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hw.address_generator import AddressGenerator, port_descriptor_layout
@@ -60,7 +60,10 @@ class PortReader(wiring.Component):
         m = Module()
         m.submodules.addresses = addresses = AddressGenerator(self.address_bits)
         entry = data.StructLayout({"word": self.word_bits, "lanes": 8})
-        m.submodules.words = words = SyncFIFO(width=entry.size, depth=self.depth)
+        # The buffer's head is a register: the unit's side (the beat's valid, its cut or
+        # joined payload, and whatever takes it) starts at flip-flops, not at a LUT-RAM read
+        # and a compare of its level.
+        m.submodules.words = words = SyncFIFOBuffered(width=entry.size, depth=self.depth)
         m.submodules.lanes = lanes = SyncFIFO(width=8, depth=self.depth)
         wiring.connect(m, wiring.flipped(self.desc), addresses.desc)
 

@@ -80,8 +80,14 @@ class SdramPort(wiring.Component):
 
         longest = max(s.power_up, s.t_refi)
         wait = Signal(range(longest + 1))
-        with m.If(wait != 0):
-            m.d.sync += wait.eq(wait - 1)
+        # ``wait == 0`` kept in a register: the requests' ready, which the arbiter's
+        # queue enable hangs on, then starts at flip-flops, not at a 15-bit compare.
+        waited = Signal(init=1)
+        with m.If(~waited):
+            m.d.sync += [wait.eq(wait - 1), waited.eq(wait == 1)]
+
+        def wait_for(cycles: int):
+            m.d.sync += [wait.eq(cycles), waited.eq(cycles == 0)]
         refresh_timer = Signal(range(s.t_refi + 1), init=s.t_refi - REFRESH_SLACK)
         refresh_due = Signal()
         with m.If(refresh_timer != 0):
@@ -110,42 +116,47 @@ class SdramPort(wiring.Component):
                      self.write_data.ready.eq(0)]
         with m.FSM():
             with m.State("power-up"):
-                m.d.sync += wait.eq(s.power_up)
+                wait_for(s.power_up)
                 m.next = "precharge all"
             with m.State("precharge all"):
-                with m.If(wait == 0):
+                with m.If(waited):
                     command("precharge", addr=with_precharge)
-                    m.d.sync += [wait.eq(s.t_rp), init_refreshes.eq(INIT.count("refresh"))]
+                    wait_for(s.t_rp)
+                    m.d.sync += init_refreshes.eq(INIT.count("refresh"))
                     m.next = "init refresh"
             with m.State("init refresh"):
-                with m.If(wait == 0):
+                with m.If(waited):
                     command("refresh")
-                    m.d.sync += [wait.eq(s.t_rc), init_refreshes.eq(init_refreshes - 1)]
+                    wait_for(s.t_rc)
+                    m.d.sync += init_refreshes.eq(init_refreshes - 1)
                     with m.If(init_refreshes == 1):
                         m.next = "mode"
             with m.State("mode"):
-                with m.If(wait == 0):
+                with m.If(waited):
                     command("mode", addr=s.mode_register(self.width))
-                    m.d.sync += [wait.eq(s.t_mrd), refresh_timer.eq(s.t_refi - REFRESH_SLACK),
+                    wait_for(s.t_mrd)
+                    m.d.sync += [refresh_timer.eq(s.t_refi - REFRESH_SLACK),
                                  self.ready.eq(1)]
                     m.next = "idle"
             with m.State("idle"):
-                with m.If(wait != 0):
+                with m.If(~waited):
                     pass  # the last command's recovery time
                 with m.Elif(refresh_due):
                     command("refresh")
-                    m.d.sync += [wait.eq(s.t_rc), refresh_due.eq(0),
+                    wait_for(s.t_rc)
+                    m.d.sync += [refresh_due.eq(0),
                                  refresh_timer.eq(s.t_refi - REFRESH_SLACK)]
                 with m.Elif(reading):
                     with m.If(out.w_rdy):
                         command("active", bank, row)
-                        m.d.sync += wait.eq(s.t_rcd - 1)
+                        wait_for(s.t_rcd - 1)
                         m.next = "read"
                 with m.Elif(writing):
                     m.d.comb += self.write_data.ready.eq(1)
                     with m.If(self.write_data.valid):
                         command("active", bank, row)
-                        m.d.sync += [wait.eq(s.t_rcd - 1), word.eq(self.write_data.payload),
+                        wait_for(s.t_rcd - 1)
+                        m.d.sync += [word.eq(self.write_data.payload),
                                      self.write_bytes.eq(self.write_bytes + self.width // 8)]
                         m.next = "write"
                 with m.Else():
@@ -161,14 +172,15 @@ class SdramPort(wiring.Component):
                         m.d.sync += [writing.eq(1), addr.eq(request.addr),
                                      left.eq(request.beats)]
             with m.State("read"):
-                with m.If(wait == 0):
+                with m.If(waited):
                     command("read", bank, column | with_precharge)
                     # The first beat is on the pins CAS latency cycles after the chip
                     # takes the command, which is the end of the next cycle.
-                    m.d.sync += [wait.eq(s.cas_latency), beat.eq(0)]
+                    wait_for(s.cas_latency)
+                    m.d.sync += beat.eq(0)
                     m.next = "read data"
             with m.State("read data"):
-                with m.If(wait == 0):
+                with m.If(waited):
                     m.d.sync += [word.eq(Cat(word[s.data_bits:], pins.dq_i)),
                                  beat.eq(beat + 1)]
                     with m.If(beat == burst - 1):
@@ -179,7 +191,7 @@ class SdramPort(wiring.Component):
                 done_word()
                 m.next = "idle"
             with m.State("write"):
-                with m.If(wait == 0):
+                with m.If(waited):
                     command("write", bank, column | with_precharge)
                     m.d.sync += [pins.dq_o.eq(word[:s.data_bits]), pins.dq_oe.eq(1),
                                  word.eq(word >> s.data_bits), beat.eq(1)]
@@ -187,7 +199,7 @@ class SdramPort(wiring.Component):
             with m.State("write data"):
                 with m.If(beat == burst):
                     # The chip's write recovery and the auto-precharge after the last beat.
-                    m.d.sync += wait.eq(s.t_wr + s.t_rp)
+                    wait_for(s.t_wr + s.t_rp)
                     done_word()
                     m.next = "idle"
                 with m.Else():

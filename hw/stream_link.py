@@ -5,7 +5,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from hw.delay import delayed
+from hw.delay import delayed, short_of
 from hw.deserialiser import Deserialiser
 from hw.serialiser import Serialiser, beat_bits
 
@@ -17,7 +17,7 @@ class StreamLink(wiring.Component):
     Beats travel through ``stages`` registers into a queue at the far end, and the
     sender knows the queue's room by credits: it starts with ``depth`` (the queue's
     size), spends one a beat, and gets one back ``stages`` cycles after the far end takes
-    a beat. So ``i.ready`` comes from the sender's own counter, ``o.valid`` and
+    a beat. So ``i.ready`` is a register of the sender's own, ``o.valid`` and
     ``o.payload`` from the queue's output registers, and every long wire starts and ends
     at a register; placement can spread the stages along the way. A depth of
     2 x ``stages`` + 3 keeps a beat a cycle flowing; a smaller one carries ``depth`` beats
@@ -83,7 +83,10 @@ class StreamLink(wiring.Component):
         taken = far.valid & far.ready
         returned = delayed(m, taken, self.stages, name="returned")
         m.d.sync += credits.eq(credits - sent + returned)
-        m.d.comb += [near.ready.eq(credits != 0),
+        # The sender's enables start at a flip-flop that the placer keeps by the sender,
+        # not at a compare of a counter that the returned credits pull toward the far end.
+        has_credit = short_of(m, credits, 0, sent, returned, "has_credit")
+        m.d.comb += [near.ready.eq(has_credit),
                      self.pending.eq((credits != self.depth) | holding),
                      queue.w_en.eq(delayed(m, sent, self.stages, name="sent")),
                      queue.w_data.eq(delayed(m, near.payload, self.stages, name="beat",

@@ -31,11 +31,11 @@ BEATS = (WORD // 2, WORD, 2 * WORD)
 class Memory(wiring.Component):
     """A writer and a reader per beat width on one arbitrated memory port."""
 
-    def __init__(self, groups=None):
+    def __init__(self, groups=None, outstanding=8):
         self.readers = [PortReader(WORD, b, address_bits=ADDRESS_BITS) for b in BEATS]
         self.writers = [PortWriter(WORD, b, ADDRESS_BITS) for b in BEATS]
-        self.arbiter = MemoryArbiter(WORD, len(self.readers), len(self.writers), groups=groups,
-                                     address_bits=ADDRESS_BITS)
+        self.arbiter = MemoryArbiter(WORD, len(self.readers), len(self.writers), outstanding,
+                                     groups=groups, address_bits=ADDRESS_BITS)
         self.port = MemoryPort(WORD, DEPTH)
         super().__init__({})
 
@@ -67,12 +67,13 @@ def int_to_lanes(value: int, count: int) -> np.ndarray:
     return np.array([(value >> (16 * k)) & 0xFFFF for k in range(count)], dtype=np.uint16)
 
 
-@pytest.mark.parametrize("groups", [None, [[0, 3], [1, 2, 5], [4]]],
-                         ids=["one group", "three groups"])
+# Three groups with two reads outstanding: the readers wait on the root's tags.
+@pytest.mark.parametrize(("groups", "outstanding"), [(None, 8), ([[0, 3], [1, 2, 5], [4]], 2)],
+                         ids=["one group", "three groups, 2 outstanding"])
 @pytest.mark.parametrize("stall", [0.0, 0.4])
-def test_words_go_where_descriptors_say_and_come_back_as_beats(stall, groups):
+def test_words_go_where_descriptors_say_and_come_back_as_beats(stall, groups, outstanding):
     rng = random.Random(stall)
-    dut = Memory(groups)
+    dut = Memory(groups, outstanding)
     # Each writer fills its own 48 words with a strided pattern, then each reader reads
     # another writer's region back with loops that wrap (one of a single step) and a word
     # limit.
