@@ -111,13 +111,10 @@ class AddressGenerator(wiring.Component):
 
         m.d.comb += [self.busy.eq(step.valid | out.pending), self.desc.ready.eq(~step.valid),
                      step.payload.addr.eq(partial[0]), step.payload.lanes.eq(d.lanes)]
-        with m.If(self.desc.valid & self.desc.ready):
-            new = self.desc.payload
-            m.d.sync += [d.eq(new), left.eq(new.words), final.eq(new.final), step.valid.eq(1),
-                         *[r.eq(new[f"last{k}"]) for k, r in enumerate(remaining)],
-                         *[e.eq(new[f"single{k}"]) for k, e in enumerate(at_end)],
-                         *[p.eq(new.base) for p in partial]]
-        with m.If(step.valid & step.ready):
+        # The loop steps whenever the link has room, with or without an address to make:
+        # without one, it only moves registers that the next descriptor loads afresh. So
+        # their enable is the link's ready alone, a flip-flop, with no gate in front.
+        with m.If(step.ready):
             m.d.sync += [left.eq(left - 1), final.eq(left == 2)]
             with m.If(final):
                 m.d.sync += step.valid.eq(0)
@@ -132,4 +129,10 @@ class AddressGenerator(wiring.Component):
                                  *[p.eq(stepped) for p in partial[:k + 1]]]
             with m.Else():
                 m.d.sync += [*restart(isa.LOOPS), *[p.eq(d.base) for p in partial]]
+        with m.If(self.desc.valid & self.desc.ready):
+            new = self.desc.payload
+            m.d.sync += [d.eq(new), left.eq(new.words), final.eq(new.final), step.valid.eq(1),
+                         *[r.eq(new[f"last{k}"]) for k, r in enumerate(remaining)],
+                         *[e.eq(new[f"single{k}"]) for k, e in enumerate(at_end)],
+                         *[p.eq(new.base) for p in partial]]
         return m

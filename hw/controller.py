@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw.address_generator import descriptor_layout
+from hw.address_generator import descriptor_layout, port_descriptor, port_descriptor_layout
 from hw.arith import limb_product
 from pyref import isa
 from pyref.isa import Op
@@ -43,6 +43,8 @@ class Controller(wiring.Component):
     words_per_instruction : int
     units, ports : int
     max_experts, max_tokens : int
+    address_bits : int
+        Address bits of the ports' descriptors (`port_descriptor`).
 
     Members
     -------
@@ -53,15 +55,17 @@ class Controller(wiring.Component):
     fetch_desc : Out(stream.Signature(descriptor_layout()))
     fetch : In(stream.Signature(INSTRUCTION_BITS))
     cmd : Out(stream.Signature(command_layout())).array(units)
-    desc : Out(stream.Signature(descriptor_layout())).array(ports)
+    desc : Out(stream.Signature(port_descriptor_layout(address_bits))).array(ports)
+        A ``READ`` or ``WRITE``'s descriptor, in the ports' form from a register.
     port_busy : In(ports)
     memory_busy : In(1)
     experts : In(stream.Signature(expert_layout(...)))
     """
 
     def __init__(self, words_per_instruction: int, units: int, ports: int, max_experts: int,
-                 max_tokens: int):
+                 max_tokens: int, address_bits: int):
         self.per, self.units, self.ports = words_per_instruction, units, ports
+        self.address_bits = address_bits
         super().__init__({
             "start": In(stream.Signature(8)),
             "busy": Out(1),
@@ -69,7 +73,7 @@ class Controller(wiring.Component):
             "fetch_desc": Out(stream.Signature(descriptor_layout())),
             "fetch": In(stream.Signature(isa.INSTRUCTION_BITS)),
             "cmd": Out(stream.Signature(command_layout())).array(units),
-            "desc": Out(stream.Signature(descriptor_layout())).array(ports),
+            "desc": Out(stream.Signature(port_descriptor_layout(address_bits))).array(ports),
             "port_busy": In(ports),
             "memory_busy": In(1),
             "experts": In(stream.Signature(expert_layout(max_experts, max_tokens))),
@@ -88,7 +92,10 @@ class Controller(wiring.Component):
         left = Signal(16)
         expert = Signal.like(self.experts.payload)
         stride = Signal(32)
-        desc = Signal(descriptor_layout())
+        # The descriptor being handed out, made into the ports' form here, once: its
+        # register then drives every port's link with no logic on the way (the links'
+        # serialisers cut their beats from it).
+        desc = Signal(port_descriptor_layout(self.address_bits))
         # The expert's products, pipelined (`limb_product`) from copies of their factors
         # kept for them alone: each partial product is then a MULT18X18D with registers on
         # both sides, not a multiply and an adder in one cycle. Unsigned factors get a 0
@@ -124,6 +131,14 @@ class Controller(wiring.Component):
             with m.If(ins.token_level != 0):
                 m.d.comb += cmd.payload.tokens.eq(expert.tokens)
         m.d.comb += [port.payload.eq(desc) for port in self.desc]
+        # The instruction's descriptor with the expert's fields put in.
+        named = Signal(descriptor_layout())
+        m.d.comb += named.eq(body.descriptor)
+        with m.If(ins.per_expert):
+            m.d.comb += named.base.eq(body.descriptor.base + offset)
+        for level in range(isa.LOOPS):
+            with m.If(ins.token_level == level + 1):
+                m.d.comb += named[f"count{level}"].eq(expert.tokens)
         with m.FSM():
             with m.State("idle"):
                 m.d.comb += self.start.ready.eq(1)
@@ -157,13 +172,8 @@ class Controller(wiring.Component):
                     with m.Case(Op.READ, Op.WRITE):
                         # The expert's fields go in first, registered; a token-level
                         # descriptor's words wait for their product.
-                        d = body.descriptor
-                        m.d.sync += desc.eq(d)
-                        with m.If(ins.per_expert):
-                            m.d.sync += desc.base.eq(d.base + offset)
-                        for level in range(isa.LOOPS):
-                            with m.If(ins.token_level == level + 1):
-                                m.d.sync += desc[f"count{level}"].eq(expert.tokens)
+                        m.d.sync += [desc[name].eq(value) for name, value
+                                     in port_descriptor(named, self.address_bits).items()]
                         with m.If(ins.token_level != 0):
                             # The word factor was loaded at decode, a cycle ago.
                             m.d.sync += settle.eq(product_cycles - 2)
@@ -190,7 +200,8 @@ class Controller(wiring.Component):
             with m.State("scale"):
                 m.d.sync += settle.eq(settle - 1)
                 with m.If(settle == 0):
-                    m.d.sync += desc.words.eq(scaled)
+                    words = scaled[:len(desc.words)]
+                    m.d.sync += [desc.words.eq(words), desc.final.eq(words == 1)]
                     m.next = "transfer"
             with m.State("transfer"):
                 m.d.comb += [port.valid.eq(target[k]) for k, port in enumerate(self.desc)]

@@ -110,8 +110,10 @@ class Accelerator(wiring.Component):
         for name, unit in self.units.items():
             m.submodules[name] = unit
         ports = self.ports
+        # Ports, links and the arbiter carry only the address bits the memory decodes.
+        address_bits = max(1, (self.memory_words - 1).bit_length())
         m.submodules.controller = controller = Controller(
-            self.per, len(isa.UNITS), len(ports), hw.max_experts, hw.max_tokens)
+            self.per, len(isa.UNITS), len(ports), hw.max_experts, hw.max_tokens, address_bits)
         if self.sdram_chip is None:
             memory = MemoryPort(word, self.memory_words, Fraction(1), verilog_model=True)
             m.d.comb += self.memory_ready.eq(1)
@@ -129,8 +131,6 @@ class Accelerator(wiring.Component):
             p.name.split(".")[0] for p in writers] + ["control"]
         owners = list(dict.fromkeys(clients))
         groups = [[k for k, c in enumerate(clients) if c == owner] for owner in owners]
-        # Ports, links and the arbiter carry only the address bits the memory decodes.
-        address_bits = max(1, (self.memory_words - 1).bit_length())
         m.submodules.arbiter = arbiter = MemoryArbiter(
             word, len(readers) + 2, len(writers) + 1, groups=groups, address_bits=address_bits)
         wiring.connect(m, arbiter.port_read_req, memory.read_req)
@@ -183,7 +183,7 @@ class Accelerator(wiring.Component):
             m.submodules[f"{label}_queue"] = queue = StreamLink(
                 port_descriptor_layout(address_bits), depth=isa.QUEUE_DEPTH * DESCRIPTOR_BEATS,
                 beats=DESCRIPTOR_BEATS)
-            connect_descriptors(m, controller.desc[index], queue.i)
+            wiring.connect(m, controller.desc[index], queue.i)
             wiring.connect(m, queue.o, engine.desc)
             # A port is idle once the arbiter's root has granted its requests: the memory
             # then serves them in order, ahead of any later request. The port's
