@@ -38,13 +38,16 @@ class Deserialiser(wiring.Component):
         bits = len(self.i.payload)
         held = Signal(bits * self.beats)  # beats come in at the top and move down
         got = Signal(range(self.beats + 1))
-        full = got == self.beats
+        # ``got == beats`` kept in a register: the beats' ready, and the enable of the wide
+        # register they fill, then start at flip-flops, not at a compare of the count.
+        full = Signal()
         m.d.comb += [self.o.valid.eq(full), self.i.ready.eq(~full | self.o.ready),
                      self.busy.eq(got != 0),
                      Value.cast(self.o.payload).eq(held)]
         with m.If(self.o.valid & self.o.ready):
-            m.d.sync += got.eq(0)
+            m.d.sync += [got.eq(0), full.eq(0)]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [held.eq(Cat(held[bits:], self.i.payload)),
-                         got.eq(Mux(full, 1, got + 1))]
+                         got.eq(Mux(full, 1, got + 1)),
+                         full.eq(Mux(full, self.beats == 1, got == self.beats - 1))]
         return m
