@@ -17,9 +17,9 @@ class StreamLink(wiring.Component):
     Beats travel through ``stages`` registers into a queue at the far end, and the
     sender knows the queue's room by credits: it starts with ``depth`` (the queue's
     size), spends one a beat, and gets one back ``stages`` cycles after the far end takes
-    a beat. So ``i.ready`` is a register of the sender's own, ``o.valid`` and
-    ``o.payload`` from the queue's output registers, and every long wire starts and ends
-    at a register; placement can spread the stages along the way. A depth of
+    a beat. So ``i.ready`` is a register of the sender's own (whether credits are left),
+    ``o.valid`` and ``o.payload`` come from the queue's output registers, and every long
+    wire starts and ends at a register; placement can spread the stages along the way. A depth of
     2 x ``stages`` + 3 keeps a beat a cycle flowing; a smaller one carries ``depth`` beats
     per 2 x ``stages`` + 3 cycles.
 
