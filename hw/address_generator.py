@@ -52,10 +52,14 @@ def connect_descriptors(m: Module, source, sink):
 class AddressGenerator(wiring.Component):
     """Turns each descriptor into its ``words`` addresses, one per cycle.
 
-    ``base + i0*stride0 + i1*stride1 + i2*stride2`` with ``i0`` fastest; the loops wrap,
-    the outermost too, until ``words`` addresses have left (`pyref.isa.Descriptor`). The
-    address is built by additions only, one level's partial sum per register, and which
-    level steps is chosen from registered flags. Addresses leave through a `StreamLink` of
+    ``base + i0*stride0 + i1*stride1 + i2*stride2`` with ``i0`` fastest; the loops wrap, the
+    outermost too, until ``words`` addresses have left (`pyref.isa.Descriptor`). The address
+    is built by additions only, one level's partial sum per register, and which level steps
+    is chosen from registered flags. A descriptor is taken into a register first and the
+    loops start from it a cycle later, so neither the loops' enables nor their loads see the
+    queue the descriptor came from; the next one is taken as the last address leaves, so
+    descriptors in a row follow each other with a cycle between (and an idle generator
+    starts two cycles after a descriptor comes). Addresses leave through a `StreamLink` of
     one stage: whoever takes them sees registers only, their ``ready`` does not reach the
     loop logic in the same cycle, and the loop logic may sit far from the taker (the
     arbiter), with a register on the way each way.
@@ -88,6 +92,8 @@ class AddressGenerator(wiring.Component):
         wiring.connect(m, out.o, wiring.flipped(self.o))
         step = out.i  # the address being made, into the queue
         d = Signal(port_descriptor_layout(self.address_bits))
+        holding = Signal()  # d has a descriptor whose last address has not left
+        loaded = Signal()  # d was loaded a cycle ago: the loops start from it now
         left = Signal.like(d.words)
         final = Signal()  # the address being made is the descriptor's last
         # Per level: the steps left before it wraps, and whether it is at its end, kept
@@ -109,7 +115,9 @@ class AddressGenerator(wiring.Component):
         def count_down(k):
             return [remaining[k].eq(remaining[k] - 1), at_end[k].eq(remaining[k] == 1)]
 
-        m.d.comb += [self.busy.eq(step.valid | out.pending), self.desc.ready.eq(~step.valid),
+        last_leaves = step.valid & final & step.ready
+        m.d.comb += [self.busy.eq(holding | out.pending),
+                     self.desc.ready.eq(~holding | last_leaves),
                      step.payload.addr.eq(partial[0]), step.payload.lanes.eq(d.lanes)]
         # The loop steps whenever the link has room, with or without an address to make:
         # without one, it only moves registers that the next descriptor loads afresh. So
@@ -129,10 +137,13 @@ class AddressGenerator(wiring.Component):
                                  *[p.eq(stepped) for p in partial[:k + 1]]]
             with m.Else():
                 m.d.sync += [*restart(isa.LOOPS), *[p.eq(d.base) for p in partial]]
-        with m.If(self.desc.valid & self.desc.ready):
-            new = self.desc.payload
-            m.d.sync += [d.eq(new), left.eq(new.words), final.eq(new.final), step.valid.eq(1),
-                         *[r.eq(new[f"last{k}"]) for k, r in enumerate(remaining)],
-                         *[e.eq(new[f"single{k}"]) for k, e in enumerate(at_end)],
-                         *[p.eq(new.base) for p in partial]]
+        with m.If(loaded):
+            m.d.sync += [left.eq(d.words), final.eq(d.final), step.valid.eq(1),
+                         *restart(isa.LOOPS), *[p.eq(d.base) for p in partial]]
+        take = self.desc.valid & self.desc.ready
+        m.d.sync += loaded.eq(take)
+        with m.If(take):
+            m.d.sync += [d.eq(self.desc.payload), holding.eq(1)]
+        with m.Elif(last_leaves):
+            m.d.sync += holding.eq(0)
         return m

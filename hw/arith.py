@@ -21,10 +21,14 @@ def registered_sum(m: Module, terms: list, name: str, shape=None) -> tuple:
     return terms[0], levels
 
 
-def limb_product(m: Module, x, y, name: str):
+def limb_product(m: Module, x, y, name: str, far: bool = False):
     """``x * y`` two cycles later, for a signed ``x`` of any width and ``y`` of at most 17
     bits: registered partial products of 17-bit limbs of ``x`` (one MULT18X18D each), then
-    their registered sum."""
+    their registered sum.
+
+    With ``far``, three cycles later: the partial products are registered again in the
+    fabric, so the multipliers (in a few rows of the chip, taken by every unit) may sit a
+    cycle's wire away from the adders that sum them."""
     limbs = -(-(len(x) - 1) // 17)
     partials = []
     for i in range(limbs):
@@ -33,6 +37,10 @@ def limb_product(m: Module, x, y, name: str):
         partial = Signal(signed(len(limb) + len(y) + 1), name=f"{name}_limb{i}",
                          reset_less=True)
         m.d.sync += partial.eq((limb.as_signed() if top else limb) * y)
+        if far:
+            near = Signal.like(partial, name=f"{name}_near{i}")
+            m.d.sync += near.eq(partial)
+            partial = near
         partials.append(partial)
     total = Signal(signed(len(x) + len(y) + 1), name=name, reset_less=True)
     m.d.sync += total.eq(sum(p << (17 * i) for i, p in enumerate(partials)))

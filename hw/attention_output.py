@@ -31,7 +31,8 @@ class AttentionOutput(wiring.Component):
     Each step (one key) runs as a burst of one cycle per chunk. Each lane keeps its row
     (`ATTN` codes) in a small memory, one chunk per word; a chunk's update reads it, makes
     one product per value (``out * power`` when the maximum rose, else ``power * v``: the
-    other factor is exactly 1) in registered 17-bit limbs, and writes it back
+    other factor is exactly 1) in registered 17-bit limbs, registered again in the fabric
+    (`limb_product`'s ``far``), and writes it back
     `loop_latency` cycles later, so a lane's steps must be at least that far apart. A
     query's first key sets ``out = 2^15 * v``. The lane named by ``finalize`` first sends
     its finished row, chunk by chunk, through `lanes` XLS ``attention_normalise``
@@ -69,7 +70,7 @@ class AttentionOutput(wiring.Component):
         self.normalise = [kernel_pipe("attention_normalise") for _ in range(width)]
         #: Cycles from a lane's chunk's read to its write back: a row's steps must be this
         #: far apart.
-        self.loop_latency = 4
+        self.loop_latency = 5
         # From a chunk's cycle to its output: B2, then each lane's own input register.
         self.latency = 3 + self.normalise[0].latency
         super().__init__({
@@ -100,13 +101,13 @@ class AttentionOutput(wiring.Component):
         with m.Elif(busy):
             m.d.sync += [chunk.eq(chunk + 1), busy.eq(chunk + 1 < held.chunks)]
 
-        # B0 reads the values; B1 has them and reads each lane's chunk; B2 has both (the
-        # value buffer's register moves into its block RAM); B3 registers the operands (in
-        # the multipliers' input registers); B4 registers the partial products of 17-bit
-        # limbs (one multiplier each); B5 has their sums, adds the other term (one carry
-        # chain), chooses and writes the new chunk back. So a lane's chunk is read at B1 and
-        # written `loop_latency` later, and a finished row leaves at B2. Both products are
-        # made, out * power and power * v, so no choice sits in front of a multiplier.
+        # B0 reads the values; B1 has them and reads each lane's chunk; B2 has both (the value
+        # buffer's register moves into its block RAM); B3 registers the operands (in the
+        # multipliers' input registers); B4 registers the partial products of 17-bit limbs (one
+        # multiplier each), B5 copies them near the adders; B6 has their sums, adds the other term
+        # (one carry chain), chooses and writes the new chunk back. So a lane's chunk is read at B1
+        # and written `loop_latency` later, and a finished row leaves at B2. Both products are made,
+        # out * power and power * v, so no choice sits in front of a multiplier.
         # When the maximum rose, round(out * power / 2^15) + 2^15 * v is
         # (out * power + 2^30 * v + 2^14) >> 15, and the added term is v beside a constant.
         load = self.values.read_port()
@@ -121,7 +122,7 @@ class AttentionOutput(wiring.Component):
         late_chunk = delayed(m, b1_chunk, self.loop_latency, "late_chunk")
         v_held = delayed(m, load.data, 1, "v_held", reset_less=True)
         v_b3 = delayed(m, v_held, 1, "v_b3", reset_less=True)
-        late_v = delayed(m, v_b3, 2, "late_v", reset_less=True)
+        late_v = delayed(m, v_b3, self.loop_latency - 2, "late_v", reset_less=True)
         one_v = [v << PROB.frac for v in late_v]  # term * v for a term of exactly 1
         round_half = C(1 << (PROB.frac - 1), 2 * PROB.frac)
         one_v_rounded = [Cat(round_half, v).as_signed() for v in late_v]  # 2^30 v + 2^14
@@ -148,8 +149,8 @@ class AttentionOutput(wiring.Component):
             new = []
             for w in range(self.width):
                 operand = delayed(m, lane_chunk[w], 1, f"operand{j}_{w}", reset_less=True)
-                rescaled = limb_product(m, operand, power, f"rescaled{j}_{w}")
-                term = limb_product(m, v_b3[w], power, f"term{j}_{w}")
+                rescaled = limb_product(m, operand, power, f"rescaled{j}_{w}", far=True)
+                term = limb_product(m, v_b3[w], power, f"term{j}_{w}", far=True)
                 new.append(Mux(late.flags.first[j], one_v[w],
                                Mux(late.rises[j], (rescaled + one_v_rounded[w]) >> PROB.frac,
                                    old[w] + term)))

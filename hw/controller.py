@@ -29,14 +29,15 @@ def expert_layout(max_experts: int, max_tokens: int) -> data.StructLayout:
 class Controller(wiring.Component):
     """Runs a task's program (docs/isa.md) from memory.
 
-    ``start`` takes a task; the controller reads the entry table (word 0), then fetches
-    each instruction through ``fetch_desc`` and ``fetch`` (a `PortReader` as wide as an
-    instruction) and hands it out: a ``CMD`` to its unit, a ``READ`` or ``WRITE``
-    descriptor to its port, a ``WAIT`` holds until the listed ports are idle. ``EXPERTS``
-    runs its body once per expert announced on ``experts``, with the expert's index and
-    token count put into the body's per-expert and per-token fields, until the layer's
-    queue entries are used up. ``END`` waits until every port is idle and the memory has
-    taken every request (``memory_busy``); ``busy`` then falls.
+    ``start`` takes a task; the controller reads the entry table (word 0), then fetches each
+    instruction through ``fetch_desc`` and ``fetch`` (a `PortReader` as wide as an
+    instruction; its descriptor, in the ports' form, comes from registers) and hands it out:
+    a ``CMD`` to its unit, a ``READ`` or ``WRITE`` descriptor to its port, a ``WAIT`` holds
+    until the listed ports are idle. ``EXPERTS`` runs its body once per expert announced on
+    ``experts``, with the expert's index and token count put into the body's per-expert and
+    per-token fields, until the layer's queue entries are used up. ``END`` waits until every
+    port is idle and the memory has taken every request (``memory_busy``); ``busy`` then
+    falls.
 
     Parameters
     ----------
@@ -52,7 +53,7 @@ class Controller(wiring.Component):
     busy : Out(1)
     pc : Out(32)
         The word address of the instruction being run.
-    fetch_desc : Out(stream.Signature(descriptor_layout()))
+    fetch_desc : Out(stream.Signature(port_descriptor_layout(address_bits)))
     fetch : In(stream.Signature(INSTRUCTION_BITS))
     cmd : Out(stream.Signature(command_layout())).array(units)
     desc : Out(stream.Signature(port_descriptor_layout(address_bits))).array(ports)
@@ -70,7 +71,7 @@ class Controller(wiring.Component):
             "start": In(stream.Signature(8)),
             "busy": Out(1),
             "pc": Out(32),
-            "fetch_desc": Out(stream.Signature(descriptor_layout())),
+            "fetch_desc": Out(stream.Signature(port_descriptor_layout(address_bits))),
             "fetch": In(stream.Signature(isa.INSTRUCTION_BITS)),
             "cmd": Out(stream.Signature(command_layout())).array(units),
             "desc": Out(stream.Signature(port_descriptor_layout(address_bits))).array(ports),
@@ -92,6 +93,12 @@ class Controller(wiring.Component):
         left = Signal(16)
         expert = Signal.like(self.experts.payload)
         stride = Signal(32)
+        # The loop's two ends, compared every cycle: pc, the loop's end, the entries left
+        # and the expert have all held still for a few cycles by the time "next" reads them.
+        body_ends = Signal()
+        entries_end = Signal()
+        m.d.sync += [body_ends.eq(pc + self.per == loop_end),
+                     entries_end.eq(left == expert.tokens)]
         # The descriptor being handed out, made into the ports' form here, once: its
         # register then drives every port's link with no logic on the way (the links'
         # serialisers cut their beats from it).
@@ -115,13 +122,25 @@ class Controller(wiring.Component):
         # handshake is then one AND-OR over the targets, not a chain of compares.
         target = Signal(max(self.units, self.ports))
 
-        def fetch(address):
-            m.d.comb += [self.fetch_desc.valid.eq(1), self.fetch_desc.payload.base.eq(address),
-                         self.fetch_desc.payload.words.eq(self.per),
-                         self.fetch_desc.payload.count0.eq(self.per),
-                         self.fetch_desc.payload.stride0.eq(1),
-                         *[self.fetch_desc.payload[f"count{k}"].eq(1)
-                           for k in range(1, isa.LOOPS)]]
+        # A fetch: an instruction's words (or the entry table's) from ``fetch_base`` on.
+        # Its address and valid flag are set as the FSM goes to a fetching state, so the
+        # generator's load (and its loops' enables behind it) start at flip-flops, not at
+        # the FSM's state decode.
+        fetch_valid = Signal()
+        fetch_base = Signal(self.address_bits)
+        fetch_desc = {"base": fetch_base, "words": self.per, "lanes": 0, "count0": self.per,
+                      "stride0": 1, **{f"{name}{k}": value for k in range(1, isa.LOOPS)
+                                       for name, value in (("count", 1), ("stride", 0))}}
+        m.d.comb += [self.fetch_desc.valid.eq(fetch_valid),
+                     *[self.fetch_desc.payload[name].eq(value) for name, value
+                       in port_descriptor(fetch_desc, self.address_bits).items()]]
+
+        def fetch_next(address, state="fetch"):
+            m.d.sync += [fetch_valid.eq(1), fetch_base.eq(address)]
+            m.next = state
+
+        with m.If(self.fetch_desc.ready):
+            m.d.sync += fetch_valid.eq(0)
 
         m.d.comb += self.fetch.ready.eq(1)
         body = ins.body
@@ -144,17 +163,16 @@ class Controller(wiring.Component):
                 m.d.comb += self.start.ready.eq(1)
                 with m.If(self.start.valid):
                     m.d.sync += [task.eq(self.start.payload), self.busy.eq(1)]
-                    m.next = "table"
+                    fetch_next(0, "table")
             with m.State("table"):
-                fetch(0)
                 with m.If(self.fetch_desc.ready):
                     m.next = "table_wait"
             with m.State("table_wait"):
                 with m.If(self.fetch.valid):
-                    m.d.sync += pc.eq(self.fetch.payload.word_select(task, 32))
-                    m.next = "fetch"
+                    entry = self.fetch.payload.word_select(task, 32)
+                    m.d.sync += pc.eq(entry)
+                    fetch_next(entry)
             with m.State("fetch"):
-                fetch(pc)
                 with m.If(self.fetch_desc.ready):
                     m.next = "decode"
             with m.State("decode"):
@@ -189,8 +207,9 @@ class Controller(wiring.Component):
                                      left.eq(body.experts.entries),
                                      stride.eq(body.experts.expert_stride)]
                         with m.If(body.experts.entries == 0):
-                            m.d.sync += pc.eq(pc + self.per + body.experts.body * self.per)
-                            m.next = "fetch"
+                            after_loop = pc + self.per + body.experts.body * self.per
+                            m.d.sync += pc.eq(after_loop)
+                            fetch_next(after_loop)
                         with m.Else():
                             m.next = "expert"
                     with m.Case(Op.END):
@@ -218,17 +237,19 @@ class Controller(wiring.Component):
                 # The body's per-expert bases need the new expert's offset.
                 m.d.sync += settle.eq(settle - 1)
                 with m.If(settle == 0):
-                    m.next = "fetch"
+                    fetch_next(pc)
             with m.State("next"):
                 after = pc + self.per
                 m.d.sync += pc.eq(after)
-                m.next = "fetch"
-                with m.If(looping & (after == loop_end)):
+                with m.If(looping & body_ends):
                     m.d.sync += left.eq(left - expert.tokens)
-                    with m.If(left == expert.tokens):
+                    with m.If(entries_end):
                         m.d.sync += looping.eq(0)
+                        fetch_next(after)
                     with m.Else():
                         m.next = "expert"
+                with m.Else():
+                    fetch_next(after)
         return m
 
 

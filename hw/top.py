@@ -4,7 +4,7 @@ from fractions import Fraction
 
 from amaranth.hdl import Cat, Module
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hw.address_generator import connect_descriptors, descriptor_layout, port_descriptor_layout
@@ -226,7 +226,7 @@ class Accelerator(wiring.Component):
         host_write_client = len(writers)
         m.submodules.fetch = fetch = PortReader(word, isa.INSTRUCTION_BITS,
                                                 address_bits=address_bits)
-        connect_descriptors(m, controller.fetch_desc, fetch.desc)
+        wiring.connect(m, controller.fetch_desc, fetch.desc)
         wiring.connect(m, fetch.o, controller.fetch)
         wiring.connect(m, fetch.req, arbiter.read[fetch_client])
         wiring.connect(m, arbiter.read_data[fetch_client], fetch.data)
@@ -269,14 +269,15 @@ class Accelerator(wiring.Component):
             self.busy.eq(links["start"].pending | delayed(m, controller.busy, 1, name="running"))]
 
         # The MoE unit's entries: to the gather, to the combine, and each expert's first
-        # to the controller. The queues hold a whole layer, so the MoE unit never waits.
+        # to the controller. The queues hold a whole layer, so the MoE unit never waits; their
+        # heads are registers, so what takes an entry sees no level compare.
         moe, gather, combine = (self.units[n] for n in ("moe", "gather", "combine"))
         entries = hw.max_tokens * hw.top_k
         queues = {"gather": (gather.queue, entries), "combine": (combine.queue, entries),
                   "experts": (controller.experts, hw.max_experts)}
         fifos = {}
         for name, (sink, depth) in queues.items():
-            fifo = SyncFIFO(width=sink.payload.shape().size, depth=depth)
+            fifo = SyncFIFOBuffered(width=sink.payload.shape().size, depth=depth)
             m.submodules[f"{name}_entries"] = fifo
             fifos[name] = fifo
             m.d.comb += [sink.valid.eq(fifo.r_rdy), sink.payload.eq(fifo.r_data),
