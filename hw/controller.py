@@ -122,21 +122,22 @@ class Controller(wiring.Component):
         # handshake is then one AND-OR over the targets, not a chain of compares.
         target = Signal(max(self.units, self.ports))
 
-        # A fetch: an instruction's words (or the entry table's) from ``fetch_base`` on.
-        # Its address and valid flag are set as the FSM goes to a fetching state, so the
-        # generator's load (and its loops' enables behind it) start at flip-flops, not at
-        # the FSM's state decode.
+        # A fetch: the instruction's words from ``pc`` on, or the entry table's from 0. Its
+        # valid flag is set as the FSM goes to a fetching state, so the generator's load
+        # (and its loops' enables behind it) start at flip-flops, not at the FSM's state
+        # decode; ``pc`` is set in the same cycle.
         fetch_valid = Signal()
-        fetch_base = Signal(self.address_bits)
-        fetch_desc = {"base": fetch_base, "words": self.per, "lanes": 0, "count0": self.per,
-                      "stride0": 1, **{f"{name}{k}": value for k in range(1, isa.LOOPS)
-                                       for name, value in (("count", 1), ("stride", 0))}}
+        fetching_table = Signal()
+        fetch_desc = {"base": pc & ~fetching_table.replicate(len(pc)), "words": self.per,
+                      "lanes": 0, "count0": self.per, "stride0": 1,
+                      **{f"{name}{k}": value for k in range(1, isa.LOOPS)
+                         for name, value in (("count", 1), ("stride", 0))}}
         m.d.comb += [self.fetch_desc.valid.eq(fetch_valid),
                      *[self.fetch_desc.payload[name].eq(value) for name, value
                        in port_descriptor(fetch_desc, self.address_bits).items()]]
 
-        def fetch_next(address, state="fetch"):
-            m.d.sync += [fetch_valid.eq(1), fetch_base.eq(address)]
+        def fetch_next(state="fetch"):
+            m.d.sync += [fetch_valid.eq(1), fetching_table.eq(state == "table")]
             m.next = state
 
         with m.If(self.fetch_desc.ready):
@@ -163,15 +164,14 @@ class Controller(wiring.Component):
                 m.d.comb += self.start.ready.eq(1)
                 with m.If(self.start.valid):
                     m.d.sync += [task.eq(self.start.payload), self.busy.eq(1)]
-                    fetch_next(0, "table")
+                    fetch_next("table")
             with m.State("table"):
                 with m.If(self.fetch_desc.ready):
                     m.next = "table_wait"
             with m.State("table_wait"):
                 with m.If(self.fetch.valid):
-                    entry = self.fetch.payload.word_select(task, 32)
-                    m.d.sync += pc.eq(entry)
-                    fetch_next(entry)
+                    m.d.sync += pc.eq(self.fetch.payload.word_select(task, 32))
+                    fetch_next()
             with m.State("fetch"):
                 with m.If(self.fetch_desc.ready):
                     m.next = "decode"
@@ -207,9 +207,8 @@ class Controller(wiring.Component):
                                      left.eq(body.experts.entries),
                                      stride.eq(body.experts.expert_stride)]
                         with m.If(body.experts.entries == 0):
-                            after_loop = pc + self.per + body.experts.body * self.per
-                            m.d.sync += pc.eq(after_loop)
-                            fetch_next(after_loop)
+                            m.d.sync += pc.eq(pc + self.per + body.experts.body * self.per)
+                            fetch_next()
                         with m.Else():
                             m.next = "expert"
                     with m.Case(Op.END):
@@ -237,7 +236,7 @@ class Controller(wiring.Component):
                 # The body's per-expert bases need the new expert's offset.
                 m.d.sync += settle.eq(settle - 1)
                 with m.If(settle == 0):
-                    fetch_next(pc)
+                    fetch_next()
             with m.State("next"):
                 after = pc + self.per
                 m.d.sync += pc.eq(after)
@@ -245,11 +244,11 @@ class Controller(wiring.Component):
                     m.d.sync += left.eq(left - expert.tokens)
                     with m.If(entries_end):
                         m.d.sync += looping.eq(0)
-                        fetch_next(after)
+                        fetch_next()
                     with m.Else():
                         m.next = "expert"
                 with m.Else():
-                    fetch_next(after)
+                    fetch_next()
         return m
 
 

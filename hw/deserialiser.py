@@ -1,6 +1,6 @@
 """Narrow beats gathered back into a wide stream."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value
+from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -9,7 +9,9 @@ from hw.serialiser import beat_bits
 
 class Deserialiser(wiring.Component):
     """Gathers each ``beats`` beats into a payload, the first in its low bits (the
-    `Serialiser`'s order). A payload's first beat may come in as its predecessor leaves.
+    `Serialiser`'s order). A payload's first beat comes in the cycle after its predecessor
+    leaves: the wide register's enable then hangs on flip-flops only, not on the taker's
+    ``ready``.
 
     Parameters
     ----------
@@ -41,13 +43,12 @@ class Deserialiser(wiring.Component):
         # ``got == beats`` kept in a register: the beats' ready, and the enable of the wide
         # register they fill, then start at flip-flops, not at a compare of the count.
         full = Signal()
-        m.d.comb += [self.o.valid.eq(full), self.i.ready.eq(~full | self.o.ready),
+        m.d.comb += [self.o.valid.eq(full), self.i.ready.eq(~full),
                      self.busy.eq(got != 0),
                      Value.cast(self.o.payload).eq(held)]
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += [got.eq(0), full.eq(0)]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [held.eq(Cat(held[bits:], self.i.payload)),
-                         got.eq(Mux(full, 1, got + 1)),
-                         full.eq(Mux(full, self.beats == 1, got == self.beats - 1))]
+            m.d.sync += [held.eq(Cat(held[bits:], self.i.payload)), got.eq(got + 1),
+                         full.eq(got == self.beats - 1)]
         return m

@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
@@ -31,8 +31,11 @@ class SdramPort(wiring.Component):
     Every word opens its row, reads or writes its burst with auto-precharge and closes it
     again (one bank at a time: simple, and about a word per 14 cycles). Refreshes come
     between words. After reset it waits the chip's power-up time and initialises it
-    (precharge all, two refreshes, the mode register). Reads are served before writes; a
-    request's words move in address order. `pyref.sdram.Chip` is the checking model.
+    (precharge all, two refreshes, the mode register). A request is taken into a register
+    (a read before a write), so the arbiter's queue sees a flip-flop for its ready, not the
+    controller's state; a request's words move in address order. Read words leave from a
+    register too, the head of a small FIFO, as they fan out to every reader.
+    `pyref.sdram.Chip` is the checking model.
 
     Parameters
     ----------
@@ -66,7 +69,7 @@ class SdramPort(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         s, burst, pins = self.sdram, self.burst, self.pins
-        m.submodules.out = out = SyncFIFO(width=self.width, depth=4)
+        m.submodules.out = out = SyncFIFOBuffered(width=self.width, depth=4)
         wiring.connect(m, wiring.flipped(self.read_data), out.r_stream)
 
         # Command pins are registered: a command set in a cycle reaches the chip at the end
@@ -80,8 +83,8 @@ class SdramPort(wiring.Component):
 
         longest = max(s.power_up, s.t_refi)
         wait = Signal(range(longest + 1))
-        # ``wait == 0`` kept in a register: the requests' ready, which the arbiter's
-        # queue enable hangs on, then starts at flip-flops, not at a 15-bit compare.
+        # ``wait == 0`` kept in a register: each state's move starts at a flip-flop, not
+        # at a 15-bit compare.
         waited = Signal(init=1)
         with m.If(~waited):
             m.d.sync += [wait.eq(wait - 1), waited.eq(wait == 1)]
@@ -112,8 +115,16 @@ class SdramPort(wiring.Component):
             with m.If(left == 1):
                 m.d.sync += [reading.eq(0), writing.eq(0)]
 
-        m.d.comb += [self.read_req.ready.eq(0), self.write_req.ready.eq(0),
+        held = Signal(request_layout())
+        held_read = Signal()
+        held_valid = Signal()
+        m.d.comb += [self.read_req.ready.eq(~held_valid),
+                     self.write_req.ready.eq(~held_valid & ~self.read_req.valid),
                      self.write_data.ready.eq(0)]
+        with m.If(self.read_req.valid & self.read_req.ready):
+            m.d.sync += [held.eq(self.read_req.payload), held_read.eq(1), held_valid.eq(1)]
+        with m.Elif(self.write_req.valid & self.write_req.ready):
+            m.d.sync += [held.eq(self.write_req.payload), held_read.eq(0), held_valid.eq(1)]
         with m.FSM():
             with m.State("power-up"):
                 wait_for(s.power_up)
@@ -159,18 +170,10 @@ class SdramPort(wiring.Component):
                         m.d.sync += [word.eq(self.write_data.payload),
                                      self.write_bytes.eq(self.write_bytes + self.width // 8)]
                         m.next = "write"
-                with m.Else():
-                    m.d.comb += [self.read_req.ready.eq(1),
-                                 self.write_req.ready.eq(~self.read_req.valid)]
-                    request = self.read_req.payload
-                    with m.If(self.read_req.valid & (request.beats != 0)):
-                        m.d.sync += [reading.eq(1), addr.eq(request.addr),
-                                     left.eq(request.beats)]
-                    request = self.write_req.payload
-                    with m.If(self.write_req.valid & self.write_req.ready
-                              & (request.beats != 0)):
-                        m.d.sync += [writing.eq(1), addr.eq(request.addr),
-                                     left.eq(request.beats)]
+                with m.Elif(held_valid):
+                    m.d.sync += [held_valid.eq(0), reading.eq(held_read & (held.beats != 0)),
+                                 writing.eq(~held_read & (held.beats != 0)),
+                                 addr.eq(held.addr), left.eq(held.beats)]
             with m.State("read"):
                 with m.If(waited):
                     command("read", bank, column | with_precharge)

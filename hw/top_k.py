@@ -17,9 +17,11 @@ class TopK(wiring.Component):
     """The ``k`` largest `PROB` values of each row, best first; among equal values the
     earlier position wins (as a stable sort, `pyref.intmodel.route`).
 
-    Each value is registered as it arrives (its source may be a FIFO's slow read) and then
-    inserted into a sorted list of ``k`` registers, so the choice is ready two cycles after
-    a row's last value. Rows need at least ``k`` values.
+    Each value is registered as it arrives (its source may be a FIFO's slow read), compared
+    with the sorted list of ``k`` registers in the next cycle, and inserted in the one after
+    (from the registered comparisons: no compare and select in one cycle): a value every
+    other cycle, and the choice is ready three cycles after a row's last value. Rows need at
+    least ``k`` values.
 
     Parameters
     ----------
@@ -47,7 +49,12 @@ class TopK(wiring.Component):
         value = held.value
         # The list is sorted, so the slots the new value beats (strictly, or empty ones: a
         # row's first values fill them) are the tail from its place on; that tail moves down.
-        beats = [(value > best.value[r]) | (position <= r) for r in range(self.k)]
+        beats = Signal(self.k)
+        compared = Signal()
+        with m.If(held_valid & ~compared):
+            m.d.sync += [compared.eq(1),
+                         *[beats[r].eq((value > best.value[r]) | (position <= r))
+                           for r in range(self.k)]]
         inserted = Signal(choice_layout(self.k, self.max_len))
         for r in range(self.k):
             m.d.comb += [inserted.index[r].eq(best.index[r]), inserted.value[r].eq(best.value[r])]
@@ -58,10 +65,10 @@ class TopK(wiring.Component):
                         m.d.comb += [inserted.index[r].eq(best.index[r - 1]),
                                      inserted.value[r].eq(best.value[r - 1])]
 
-        insert = held_valid & (~self.o.valid | self.o.ready)
+        insert = compared & (~self.o.valid | self.o.ready)
         m.d.comb += self.i.ready.eq(~held_valid | insert)
         with m.If(insert):
-            m.d.sync += held_valid.eq(0)
+            m.d.sync += [held_valid.eq(0), compared.eq(0)]
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [held.eq(self.i.payload), held_valid.eq(1)]
         with m.If(self.o.ready):
