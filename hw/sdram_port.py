@@ -118,8 +118,10 @@ class SdramPort(wiring.Component):
         held = Signal(request_layout())
         held_read = Signal()
         held_valid = Signal()
+        # A write is taken only once the last one's word has gone in: the arbiter hands its
+        # word over as the port takes the request, and holds one word at a time.
         m.d.comb += [self.read_req.ready.eq(~held_valid),
-                     self.write_req.ready.eq(~held_valid & ~self.read_req.valid),
+                     self.write_req.ready.eq(~held_valid & ~writing & ~self.read_req.valid),
                      self.write_data.ready.eq(0)]
         with m.If(self.read_req.valid & self.read_req.ready):
             m.d.sync += [held.eq(self.read_req.payload), held_read.eq(1), held_valid.eq(1)]
