@@ -27,6 +27,7 @@ from hw.pin_harness import PinHarness
 from scripts import congestion, placed_timing
 from scripts.common import BITSTREAM, HLS, ToolError, main, make_console, seed_argument
 from scripts.designs import BOARDS, DESIGNS, design_argument
+from scripts.floorplan import place_multipliers
 from scripts.netlist import pack_registers
 
 DEVICE = {"name": "LFE5U-85F", "nextpnr": "--85k", "package": "CABGA381",
@@ -117,6 +118,8 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
         (out / "synth.json").write_text(json.dumps(report, indent=2) + "\n")
         return report
     packed = pack_registers(synthesised, top)
+    if design.floorplan:
+        packed["multipliers_placed"] = place_multipliers(synthesised, top)
     (out / f"{top}.packed.json").write_text(json.dumps(synthesised))
     console.print(f"{name}: nextpnr-ecp5 place{'' if place_only else ' and route'} at "
                   f"{freq_mhz} MHz")

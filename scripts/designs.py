@@ -62,6 +62,8 @@ class Design:
         More nextpnr placer options for this design (see the board's).
     split_nets : bool
         Split multi-bit nets before yosys maps the design to cells (see the board's).
+    floorplan : bool
+        Give each multiplier its site before placement (`scripts.floorplan`).
     internals : bool
         Its bench reads signals inside the design (slower simulation).
     models : tuple of (str, str)
@@ -83,6 +85,7 @@ class Design:
     router: str = "router1"
     placer_args: tuple = ()
     split_nets: bool = False
+    floorplan: bool = False
     internals: bool = True
     models: tuple = ()
     lpf: Callable | None = None
@@ -328,7 +331,10 @@ BOARDS = {"ulx3s": Design("ulx3s", "ulx3s_top", ulx3s_board, {"hw": "ecp5-85f"},
                           # small modules spread over 40 tiles and more; at 40 the
                           # slowest path after placement fell from 22.8 to 14.8 ns
                           # (docs/results.md).
-                          placer_args=("--placer-heap-timingweight", "40"))}
+                          placer_args=("--placer-heap-timingweight", "40"),
+                          # Left to HeAP, a kernel's multipliers end up to 90 columns
+                          # apart (docs/results.md).
+                          floorplan=True)}
 
 
 def design_argument(parser: argparse.ArgumentParser, known: dict = DESIGNS,

