@@ -7,7 +7,8 @@ as 90 columns apart, and the wires between them and the adders they feed take mo
 placers honour as given): in name order, so each module's multipliers are side by side and
 a unit's modules follow one another, spread evenly over all the sites (the spare ones
 between them, not left at the end), along rows that snake so the list's neighbours are
-the chip's. The placer then brings the logic to them.
+the chip's, and no block of four gets more clock, enable or reset signals than it has.
+The placer then brings the logic to them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ DSP_ROWS = (10, 34, 58)
 DSP_BLOCK_COLUMNS = (4, 13, 22, 31, 40, 49, 58, 69, 78, 87, 96, 105, 114)
 #: A block's four MULT18X18D sites: their column after the block's, and their name.
 DSP_BLOCK = ((0, "MULT18_0"), (1, "MULT18_1"), (4, "MULT18_4"), (5, "MULT18_5"))
+#: The multipliers of a block share its clock, enable and reset lines: at most four
+#: distinct signals of each kind (nextpnr refuses a block with more).
+CONTROLS = {"CLK": 4, "CE": 4, "RST": 4}
 
 
 def multiplier_sites() -> list[str]:
@@ -32,14 +36,42 @@ def multiplier_sites() -> list[str]:
     return sites
 
 
+def _controls(cell: dict) -> dict:
+    """The clock, enable and reset signals a MULT18X18D's registers may use, by kind."""
+    return {kind: {tuple(bits) for port, bits in cell["connections"].items()
+                   if port.rstrip("0123") == kind} for kind in CONTROLS}
+
+
 def place_multipliers(netlist: dict, top: str) -> int:
-    """Give every MULT18X18D of module ``top`` a site, in place; returns how many."""
+    """Give every MULT18X18D of module ``top`` a site, in place; returns how many.
+
+    The k-th multiplier in name order goes to the k-th block of an even spread, or the next
+    block that has a free site and room for its control signals (`CONTROLS`)."""
     cells = netlist["modules"][top]["cells"]
     names = sorted(n for n, c in cells.items() if c["type"] == "MULT18X18D")
     sites = multiplier_sites()
     if len(names) > len(sites):
         raise ToolError(f"{len(names)} multipliers, but the device has {len(sites)} "
-                             "sites: use fewer (a narrower tile) or multiply in the fabric")
+                        "sites: use fewer (a narrower tile) or multiply in the fabric")
+    per_block = len(DSP_BLOCK)
+    blocks = [sites[i:i + per_block] for i in range(0, len(sites), per_block)]
+    taken = [[] for _ in blocks]
+    signals = [{kind: set() for kind in CONTROLS} for _ in blocks]
     for k, name in enumerate(names):
-        cells[name]["attributes"]["BEL"] = sites[k * len(sites) // len(names)]
+        wanted = _controls(cells[name])
+        start = k * len(blocks) // len(names)
+        for b in [*range(start, len(blocks)), *range(start)]:
+            merged = {kind: signals[b][kind] | wanted[kind] for kind in CONTROLS}
+            if len(taken[b]) < per_block and all(len(v) <= CONTROLS[kind]
+                                                 for kind, v in merged.items()):
+                taken[b].append(name)
+                signals[b] = merged
+                break
+        else:
+            raise ToolError(f"no multiplier block has room for {name} and its clock, "
+                            "enable and reset signals: leave the design's placement to "
+                            "nextpnr (floorplan=False)")
+    for block, names_in in zip(blocks, taken, strict=True):
+        for site, name in zip(block, names_in, strict=False):
+            cells[name]["attributes"]["BEL"] = site
     return len(names)

@@ -3,6 +3,7 @@ must stay in the fabric."""
 
 import json
 import shutil
+from collections import defaultdict
 
 import pytest
 from amaranth.back import verilog
@@ -11,7 +12,7 @@ from amaranth.hdl import Module, Mux, Signal
 from hw.delay import kept_copies
 from scripts.bitstream import DEVICE, step, synthesis_script, tool
 from scripts.common import ToolError
-from scripts.floorplan import multiplier_sites, place_multipliers
+from scripts.floorplan import DSP_BLOCK, multiplier_sites, place_multipliers
 from scripts.netlist import pack_registers
 
 
@@ -79,7 +80,8 @@ def test_kept_copies_survive_synthesis(tmp_path):
 
 def test_floorplanned_multipliers_are_placed_where_told(packed, tmp_path):
     # The fixture's netlist (two multipliers) through nextpnr's placer: the sites given,
-    # spread over all the sites (the first and the middle one), are the sites taken.
+    # spread over all the blocks (the first site of the first and of the middle one), are
+    # the sites taken.
     *_, synthesised = packed
     netlist = json.loads((synthesised / "netlist.json").read_text())
     assert place_multipliers(netlist, "pack_registers") == 2
@@ -88,12 +90,36 @@ def test_floorplanned_multipliers_are_placed_where_told(packed, tmp_path):
           "--json", "floorplanned.json", "--lpf-allow-unconstrained", "--no-route",
           "--write", "placed.json"], tmp_path / "nextpnr.log", "nextpnr-ecp5")
     placed, = json.loads((tmp_path / "placed.json").read_text())["modules"].values()
-    sites = multiplier_sites()
+    sites, per_block = multiplier_sites(), len(DSP_BLOCK)
+    middle = len(sites) // per_block // 2 * per_block
     assert sorted(c["attributes"]["NEXTPNR_BEL"] for c in placed["cells"].values()
-                  if c["type"] == "MULT18X18D") == sorted([sites[0], sites[len(sites) // 2]])
+                  if c["type"] == "MULT18X18D") == sorted([sites[0], sites[middle]])
+
+
+def multipliers(count: int, own_enables: int) -> dict:
+    """MULT18X18D cells for `place_multipliers`: the first ``own_enables`` with two enable
+    signals of their own, the others always enabled."""
+    return {f"m{k:03}": {"type": "MULT18X18D", "attributes": {},
+                         "connections": {"CLK0": [1], **({"CE0": [2 * k + 10], "CE1": [2 * k + 11]}
+                                                         if k < own_enables else {"CE0": ["1"]})}}
+            for k in range(count)}
+
+
+def test_a_block_gets_no_more_enables_than_it_has():
+    # An even spread would put three of the first fifty in a block: six enables.
+    cells = multipliers(100, 50)
+    assert place_multipliers({"modules": {"top": {"cells": cells}}}, "top") == 100
+    sites = multiplier_sites()
+    enables = defaultdict(set)
+    for cell in cells.values():
+        block = sites.index(cell["attributes"]["BEL"]) // len(DSP_BLOCK)
+        enables[block] |= {tuple(v) for p, v in cell["connections"].items() if p[:2] == "CE"}
+    assert max(len(e) for e in enables.values()) == 4
 
 
 def test_more_multipliers_than_sites_are_refused():
-    cells = {f"m{k}": {"type": "MULT18X18D", "attributes": {}} for k in range(157)}
     with pytest.raises(ToolError, match="157 multipliers, but the device has 156 sites"):
-        place_multipliers({"modules": {"top": {"cells": cells}}}, "top")
+        place_multipliers({"modules": {"top": {"cells": multipliers(157, 0)}}}, "top")
+    # Two enables each: two to a block, 78 in all.
+    with pytest.raises(ToolError, match="no multiplier block has room for m078"):
+        place_multipliers({"modules": {"top": {"cells": multipliers(79, 79)}}}, "top")
