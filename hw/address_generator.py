@@ -4,6 +4,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.delay import kept_copies
 from hw.memory_port import ADDRESS_BITS
 from hw.stream_link import StreamLink
 from pyref import isa
@@ -93,7 +94,6 @@ class AddressGenerator(wiring.Component):
         step = out.i  # the address being made, into the queue
         d = Signal(port_descriptor_layout(self.address_bits))
         holding = Signal()  # d has a descriptor whose last address has not left
-        loaded = Signal()  # d was loaded a cycle ago: the loops start from it now
         left = Signal.like(d.words)
         final = Signal()  # the address being made is the descriptor's last
         # Per level: the steps left before it wraps, and whether it is at its end, kept
@@ -137,11 +137,16 @@ class AddressGenerator(wiring.Component):
                                  *[p.eq(stepped) for p in partial[:k + 1]]]
             with m.Else():
                 m.d.sync += [*restart(isa.LOOPS), *[p.eq(d.base) for p in partial]]
-        with m.If(loaded):
-            m.d.sync += [left.eq(d.words), final.eq(d.final), step.valid.eq(1),
-                         *restart(isa.LOOPS), *[p.eq(d.base) for p in partial]]
+        # d was loaded a cycle ago: the loops start from it now. A copy of that flag per
+        # loop level and one for the count: each drives a few dozen enables near its own.
         take = self.desc.valid & self.desc.ready
-        m.d.sync += loaded.eq(take)
+        *level_loaded, count_loaded = kept_copies(m, take, isa.LOOPS + 1, "loaded")
+        with m.If(count_loaded):
+            m.d.sync += [left.eq(d.words), final.eq(d.final), step.valid.eq(1)]
+        for k, loaded in enumerate(level_loaded):
+            with m.If(loaded):
+                m.d.sync += [remaining[k].eq(last[k]), at_end[k].eq(starts_at_end[k]),
+                             partial[k].eq(d.base)]
         with m.If(take):
             m.d.sync += [d.eq(self.desc.payload), holding.eq(1)]
         with m.Elif(last_leaves):
