@@ -234,7 +234,9 @@ class AttentionUnit(wiring.Component):
             m.d.sync += step.eq(following)
             with m.If(wraps):
                 m.d.sync += [previous.eq(current), current.eq(upcoming)]
-        taken = self.o.valid & self.o.ready
+        # A beat taken from the FIFO counts a cycle late, from a register: the FIFO and its
+        # taker may sit far from this counter, and the count only errs on the safe side.
+        taken = delayed(m, self.o.valid & self.o.ready, 1, "taken")
         promise = Mux(issue & first_chunk & finalize, job.chunks, 0)
         m.d.sync += [promised.eq(promised + promise - taken), spare.eq(spare - promise + taken)]
         with m.If(self.cmd.valid & self.cmd.ready):
