@@ -108,9 +108,11 @@ class AddressGenerator(wiring.Component):
         partial = [Signal(self.address_bits, name=f"partial{k}") for k in range(isa.LOOPS)]
         strides = [d[f"stride{k}"] for k in range(isa.LOOPS)]
 
+        def restart_level(k):
+            return [remaining[k].eq(last[k]), at_end[k].eq(starts_at_end[k])]
+
         def restart(levels):
-            return [*[r.eq(t) for r, t in zip(remaining[:levels], last, strict=False)],
-                    *[e.eq(s) for e, s in zip(at_end[:levels], starts_at_end, strict=False)]]
+            return [s for k in range(levels) for s in restart_level(k)]
 
         def count_down(k):
             return [remaining[k].eq(remaining[k] - 1), at_end[k].eq(remaining[k] == 1)]
@@ -145,8 +147,7 @@ class AddressGenerator(wiring.Component):
             m.d.sync += [left.eq(d.words), final.eq(d.final), step.valid.eq(1)]
         for k, loaded in enumerate(level_loaded):
             with m.If(loaded):
-                m.d.sync += [remaining[k].eq(last[k]), at_end[k].eq(starts_at_end[k]),
-                             partial[k].eq(d.base)]
+                m.d.sync += [*restart_level(k), partial[k].eq(d.base)]
         with m.If(take):
             m.d.sync += [d.eq(self.desc.payload), holding.eq(1)]
         with m.Elif(last_leaves):

@@ -25,15 +25,15 @@ DSP_BLOCK = ((0, "MULT18_0"), (1, "MULT18_1"), (4, "MULT18_4"), (5, "MULT18_5"))
 CONTROLS = {"CLK": 4, "CE": 4, "RST": 4}
 
 
-def multiplier_sites() -> list[str]:
-    """Every MULT18X18D site as nextpnr names it, row after row, every other row right to
-    left."""
-    sites = []
+def multiplier_blocks() -> list[list[str]]:
+    """Every block's MULT18X18D sites as nextpnr names them, row after row, every other row
+    right to left."""
+    blocks = []
     for index, row in enumerate(DSP_ROWS):
-        line = [f"X{column + offset}/Y{row}/{name}" for column in DSP_BLOCK_COLUMNS
-                for offset, name in DSP_BLOCK]
-        sites += line[::-1] if index % 2 else line
-    return sites
+        line = [[f"X{column + offset}/Y{row}/{name}" for offset, name in DSP_BLOCK]
+                for column in DSP_BLOCK_COLUMNS]
+        blocks += [block[::-1] for block in line[::-1]] if index % 2 else line
+    return blocks
 
 
 def _controls(cell: dict) -> dict:
@@ -49,12 +49,11 @@ def place_multipliers(netlist: dict, top: str) -> int:
     block that has a free site and room for its control signals (`CONTROLS`)."""
     cells = netlist["modules"][top]["cells"]
     names = sorted(n for n, c in cells.items() if c["type"] == "MULT18X18D")
-    sites = multiplier_sites()
-    if len(names) > len(sites):
-        raise ToolError(f"{len(names)} multipliers, but the device has {len(sites)} "
-                        "sites: use fewer (a narrower tile) or multiply in the fabric")
-    per_block = len(DSP_BLOCK)
-    blocks = [sites[i:i + per_block] for i in range(0, len(sites), per_block)]
+    blocks, per_block = multiplier_blocks(), len(DSP_BLOCK)
+    if len(names) > len(blocks) * per_block:
+        raise ToolError(f"{len(names)} multipliers, but the device has "
+                        f"{len(blocks) * per_block} sites: use fewer (a narrower tile) or "
+                        "multiply in the fabric")
     taken = [[] for _ in blocks]
     signals = [{kind: set() for kind in CONTROLS} for _ in blocks]
     for k, name in enumerate(names):

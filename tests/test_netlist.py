@@ -12,7 +12,7 @@ from amaranth.hdl import Module, Mux, Signal
 from hw.delay import kept_copies
 from scripts.bitstream import DEVICE, step, synthesis_script, tool
 from scripts.common import ToolError
-from scripts.floorplan import DSP_BLOCK, multiplier_sites, place_multipliers
+from scripts.floorplan import multiplier_blocks, place_multipliers
 from scripts.netlist import pack_registers
 
 
@@ -90,10 +90,10 @@ def test_floorplanned_multipliers_are_placed_where_told(packed, tmp_path):
           "--json", "floorplanned.json", "--lpf-allow-unconstrained", "--no-route",
           "--write", "placed.json"], tmp_path / "nextpnr.log", "nextpnr-ecp5")
     placed, = json.loads((tmp_path / "placed.json").read_text())["modules"].values()
-    sites, per_block = multiplier_sites(), len(DSP_BLOCK)
-    middle = len(sites) // per_block // 2 * per_block
+    blocks = multiplier_blocks()
     assert sorted(c["attributes"]["NEXTPNR_BEL"] for c in placed["cells"].values()
-                  if c["type"] == "MULT18X18D") == sorted([sites[0], sites[middle]])
+                  if c["type"] == "MULT18X18D") == sorted([blocks[0][0],
+                                                           blocks[len(blocks) // 2][0]])
 
 
 def multipliers(count: int, own_enables: int) -> dict:
@@ -109,10 +109,10 @@ def test_a_block_gets_no_more_enables_than_it_has():
     # An even spread would put three of the first fifty in a block: six enables.
     cells = multipliers(100, 50)
     assert place_multipliers({"modules": {"top": {"cells": cells}}}, "top") == 100
-    sites = multiplier_sites()
+    block_of = {site: b for b, block in enumerate(multiplier_blocks()) for site in block}
     enables = defaultdict(set)
     for cell in cells.values():
-        block = sites.index(cell["attributes"]["BEL"]) // len(DSP_BLOCK)
+        block = block_of[cell["attributes"]["BEL"]]
         enables[block] |= {tuple(v) for p, v in cell["connections"].items() if p[:2] == "CE"}
     assert max(len(e) for e in enables.values()) == 4
 
