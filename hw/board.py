@@ -5,6 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from hw.delay import delayed
 from hw.host_link import HostLink
 from hw.top import Accelerator
 from hw.uart_rx import UartRx
@@ -69,6 +70,7 @@ class Board(wiring.Component):
             wiring.connect(m, acc.sdram, wiring.flipped(self.sdram))
         m.d.comb += [link.memory_busy.eq(acc.host_busy), link.memory_ready.eq(acc.memory_ready),
                      link.busy.eq(acc.busy),
-                     self.status.eq(Cat(acc.busy, acc.host_busy, self.uart_rx.framing,
-                                        self.uart_rx.overrun))]
+                     # The LEDs, a cycle late: their pins are far from the flags' sources.
+                     self.status.eq(delayed(m, Cat(acc.busy, acc.host_busy, self.uart_rx.framing,
+                                                   self.uart_rx.overrun), 1, "status"))]
         return m

@@ -14,7 +14,9 @@ class HostLink(wiring.Component):
     ``W`` sends a contiguous write descriptor and then a word per ``word_bits / 8`` bytes;
     ``R`` a read descriptor, and each word read goes out a byte at a time; ``S`` starts a
     task and counts cycles until ``busy`` falls. Replies leave through one shift register,
-    lowest byte first (`pyref.host_link` has the protocol).
+    lowest byte first (`pyref.host_link` has the protocol). Each reply but a read word's is
+    loaded in a state of its own, a cycle after the decision to give it: a far busy flag or
+    a byte's opcode then loads the state register only, not the wide reply.
 
     Parameters
     ----------
@@ -97,7 +99,10 @@ class HostLink(wiring.Component):
                                 m.d.sync += header_left.eq(length)
                                 m.next = "header"
                         with m.Default():
-                            answer(host_link.UNKNOWN)
+                            m.next = "unknown"
+            with m.State("unknown"):
+                answer(host_link.UNKNOWN)
+                m.next = "opcode"
             with m.State("header"):
                 m.d.comb += self.rx.ready.eq(header_left != 0)
                 with m.If(self.rx.valid & self.rx.ready):
@@ -133,8 +138,10 @@ class HostLink(wiring.Component):
                         m.next = "write_drain"
             with m.State("write_drain"):
                 with m.If(~self.memory_busy):
-                    answer(host_link.WRITTEN)
-                    m.next = "opcode"
+                    m.next = "written"
+            with m.State("written"):
+                answer(host_link.WRITTEN)
+                m.next = "opcode"
             with m.State("read_desc"):
                 m.d.comb += self.read_desc.valid.eq(1)
                 with m.If(self.read_desc.ready):
@@ -150,12 +157,15 @@ class HostLink(wiring.Component):
             with m.State("start"):
                 m.d.comb += self.start.valid.eq(1)
                 with m.If(self.start.ready):
-                    m.d.sync += cycles.eq(1)
+                    m.d.sync += cycles.eq(0)
                     m.next = "run"
             with m.State("run"):
-                # `busy` rises the cycle after the start is taken.
+                # `busy` rises the cycle after the start is taken. The count it falls at
+                # goes out from the next state (one more, less the one it started below).
                 m.d.sync += cycles.eq(cycles + 1)
                 with m.If(~self.busy):
-                    answer(host_link.DONE, cycles)
-                    m.next = "opcode"
+                    m.next = "done"
+            with m.State("done"):
+                answer(host_link.DONE, cycles)
+                m.next = "opcode"
         return m

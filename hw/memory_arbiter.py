@@ -66,10 +66,11 @@ class MemoryArbiter(wiring.Component):
     and a link's credits, so no path in a cycle runs from a client to a grant, from one
     grant to the next, or on into the port's controller; a group can sit beside its
     unit's ports. Requests reach the port in the order the root granted them, reads and
-    writes alike. A reader's words come back in the order it asked for them, through
-    ``stages`` registers of its own; the root keeps the reader of each outstanding word
-    in a small FIFO, and readers take their words at once (they ask only when they have
-    room). A writer's word goes to the port a cycle after its request does.
+    writes alike. A reader's words come back in the order it asked for them, through its
+    group's register and ``stages`` registers of its own; the root keeps the reader of
+    each outstanding word in a small FIFO, and readers take their words at once (they ask
+    only when they have room). A writer's word goes to the port a cycle after its request
+    does.
 
     Parameters
     ----------
@@ -209,15 +210,20 @@ class MemoryArbiter(wiring.Component):
 
         m.d.comb += self.busy.eq(to_port.pending | self.port_write_data.valid)
 
-        # Read words go back to whoever asked, through registers of each reader's own:
-        # copies of the word kept apart, so each can sit on the way to its reader.
+        # Read words go back to whoever asked: first through a copy per group, which can sit
+        # on the way to its unit (one register driving every reader across the chip was too
+        # slow), then through registers of each reader's own.
         m.d.comb += [self.port_read_data.ready.eq(1), tags.r_en.eq(self.port_read_data.valid)]
         answer = self.port_read_data
-        for k, c in enumerate(self.read_data):
-            word = answer.payload
-            for stage in range(stages):
-                [word] = kept_copies(m, word, 1, f"reader{k}_word{stage}", reset_less=True)
-            m.d.comb += [c.payload.eq(word),
-                         c.valid.eq(delayed(m, answer.valid & (tags.r_data == k), stages,
-                                            name=f"reader{k}_valid"))]
+        group_words = kept_copies(m, answer.payload, len(self.groups), "group_word",
+                                  reset_less=True)
+        for g, members in enumerate(self.groups):
+            for k in (k for k in members if k < self.readers):
+                word = group_words[g]
+                for stage in range(stages):
+                    [word] = kept_copies(m, word, 1, f"reader{k}_word{stage}", reset_less=True)
+                m.d.comb += [self.read_data[k].payload.eq(word),
+                             self.read_data[k].valid.eq(delayed(
+                                 m, answer.valid & (tags.r_data == k), stages + 1,
+                                 name=f"reader{k}_valid"))]
         return m

@@ -22,6 +22,7 @@ from hw.port_reader import PortReader
 from hw.port_writer import PortWriter
 from hw.residual import ResidualAdd
 from hw.sdram_port import SdramPort, pins_signature
+from hw.skid_buffer import SkidBuffer
 from hw.stream_link import StreamLink
 from hw.token_gather import TokenGather
 from pyref import isa
@@ -143,6 +144,13 @@ class Accelerator(wiring.Component):
         # Keys and values come from memory once per head, into a gather each, and are
         # replayed in the attention unit's key order (`KeySteps`): the attention unit reads
         # a key and a value row per step, which on the edge-moe set is two words per cycle.
+        # Where a taker's decision is deep logic (the attention unit's issue, a gather's
+        # take of a step), a skid buffer keeps it off the registers of what feeds it.
+        def skid_before(sink, name: str):
+            m.submodules[f"{name}_skid"] = skid = SkidBuffer(sink.payload.shape())
+            wiring.connect(m, skid.o, sink)
+            return skid.i
+
         attention = self.units["attention"]
         replays = {}
         for name in ("k", "v"):
@@ -150,10 +158,11 @@ class Accelerator(wiring.Component):
                                -(-hw.max_head_dim // hw.attention_width))
             steps = KeySteps(hw.parallelism, hw.max_tokens)
             m.submodules[f"{name}_rows"], m.submodules[f"{name}_steps"] = rows, steps
-            wiring.connect(m, steps.o, rows.queue)
-            wiring.connect(m, rows.o, getattr(attention, name))
+            wiring.connect(m, steps.o, skid_before(rows.queue, f"{name}_step"))
+            wiring.connect(m, rows.o, skid_before(getattr(attention, name), f"attention_{name}"))
             replays[name] = (rows, steps)
         inputs = {f"attention.{name}": rows.i for name, (rows, _) in replays.items()}
+        inputs["attention.q"] = skid_before(attention.q, "attention_q")
 
         # A port sits by its group arbiter, its unit elsewhere: the beats between them
         # cross through a link.
