@@ -85,19 +85,20 @@ class Controller(wiring.Component):
         task = Signal(8)
         pc = self.pc
         ins = Signal(instruction_layout())
-        # The EXPERTS loop: its body's first instruction and the one after it, the queue
-        # entries still to come, and the current expert.
+        # The EXPERTS loop: its body's first and last instructions, the queue entries still
+        # to come, and the current expert.
         loop_start = Signal(32)
-        loop_end = Signal(32)
+        loop_last = Signal(32)
         looping = Signal()
         left = Signal(16)
         expert = Signal.like(self.experts.payload)
         stride = Signal(32)
-        # The loop's two ends, compared every cycle: pc, the loop's end, the entries left
-        # and the expert have all held still for a few cycles by the time "next" reads them.
+        # The loop's two ends, compared every cycle: pc, the loop's last instruction, the
+        # entries left and the expert have all held still for a few cycles by the time
+        # "next" reads them.
         body_ends = Signal()
         entries_end = Signal()
-        m.d.sync += [body_ends.eq(pc + self.per == loop_end),
+        m.d.sync += [body_ends.eq(pc == loop_last),
                      entries_end.eq(left == expert.tokens)]
         # The descriptor being handed out, made into the ports' form here, once: its
         # register then drives every port's link with no logic on the way (the links'
@@ -203,7 +204,7 @@ class Controller(wiring.Component):
                             m.next = "next"
                     with m.Case(Op.EXPERTS):
                         m.d.sync += [loop_start.eq(pc + self.per),
-                                     loop_end.eq(pc + self.per + body.experts.body * self.per),
+                                     loop_last.eq(pc + body.experts.body * self.per),
                                      left.eq(body.experts.entries),
                                      stride.eq(body.experts.expert_stride)]
                         with m.If(body.experts.entries == 0):

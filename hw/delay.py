@@ -1,5 +1,5 @@
 """Delay lines for the fields that travel beside a lock-step pipeline, register copies that
-cut a signal's fanout, and a counter's flag kept as a register."""
+cut a signal's fanout, and counters' flags kept as registers."""
 
 from amaranth.hdl import Cat, Module, Signal, Value
 
@@ -65,3 +65,30 @@ def short_of(m: Module, count: Signal, limit: int, toward, away, name: str) -> S
     with m.Elif(away & ~toward):
         m.d.sync += flag.eq(1)
     return flag
+
+
+def wrapping_count(m: Module, shape, start, limit, step, name: str):
+    """A counter that goes 0, 1, ... ``limit`` - 1 and back to 0, one ``step`` at a time,
+    with ``counter == limit - 1`` kept as a register.
+
+    ``start`` (before ``step``) restarts it from 0 for ``limit``, the value the limit takes
+    in that cycle; both are registered then, so what the last value decides (a row's end
+    flag, say) starts at a flip-flop, not at a subtractor and a compare.
+
+    Returns
+    -------
+    counter, at_last : Signal
+    """
+    counter = Signal(shape, name=name)
+    at_last = Signal(name=f"{name}_last")
+    before_last = Signal(shape, name=f"{name}_before_last")  # limit - 2
+    single = Signal(name=f"{name}_single")  # limit == 1
+    with m.If(start):
+        m.d.sync += [counter.eq(0), before_last.eq(limit - 2), single.eq(limit == 1),
+                     at_last.eq(limit == 1)]
+    with m.Elif(step):
+        with m.If(at_last):
+            m.d.sync += [counter.eq(0), at_last.eq(single)]
+        with m.Else():
+            m.d.sync += [counter.eq(counter + 1), at_last.eq(counter == before_last)]
+    return counter, at_last

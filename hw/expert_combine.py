@@ -91,6 +91,12 @@ class ExpertCombine(wiring.Component):
         queued = Signal(range(self.max_tokens + 1))  # entries of the current expert
         final = Signal()  # the current expert is the layer's last
         index = Signal(range(self.max_tokens))  # the entry of the current y beat
+        # Beside `index`, in registers: the entry after it, the expert's last entry, and
+        # whether `index` is that one. The next entry's address into the LUT-RAM queue is
+        # then a multiplexer of registers, with no adder or compare in front of it.
+        index_next = Signal(range(self.max_tokens + 1), init=1)
+        last_index = Signal.like(index)
+        ends = Signal()
         chunk = Signal(range(self.max_chunks))
         sent = Signal(range(self.max_tokens + 1))  # rows sent out
         row = Signal(range(self.max_tokens * self.max_chunks))  # the first address of the next
@@ -144,7 +150,8 @@ class ExpertCombine(wiring.Component):
                                  times_constant(self.queue.payload.token, self.max_chunks)),
                              store_entry.data.score.eq(self.queue.payload.score)]
                 with m.If(self.queue.valid):
-                    m.d.sync += [queued.eq(queued + 1), final.eq(self.queue.payload.final)]
+                    m.d.sync += [queued.eq(queued + 1), final.eq(self.queue.payload.final),
+                                 last_index.eq(queued), ends.eq(queued == 0)]
                     with m.If(self.queue.payload.last):
                         m.d.sync += waiting.eq(self.gap - 1)
                         m.next = "gap"
@@ -154,13 +161,14 @@ class ExpertCombine(wiring.Component):
                     m.next = "outputs"
             with m.State("outputs"):
                 take = self.y.valid & self.y.ready
-                ends = index == queued - 1
                 m.d.comb += [self.y.ready.eq(1),
-                             entry.addr.eq(Mux(take, Mux(ends, 0, index + 1), index))]
+                             entry.addr.eq(Mux(take, Mux(ends, 0, index_next), index))]
                 with m.If(take):
                     m.d.sync += [took_entry.eq(1), entry_chunk.eq(chunk),
                                  entry_beat.eq(self.y.payload),
-                                 index.eq(Mux(ends, 0, index + 1))]
+                                 index.eq(Mux(ends, 0, index_next)),
+                                 index_next.eq(Mux(ends, 1, index_next + 1)),
+                                 ends.eq(Mux(ends, last_index == 0, index_next == last_index))]
                     with m.If(ends):
                         m.d.sync += chunk.eq(chunk + 1)
                         with m.If(chunk == job.chunks - 1):

@@ -31,10 +31,10 @@ def _round_robin(m: Module, asking, ready, name: str):
     """Round robin over ``asking``, decided a cycle ahead.
 
     The grant is a register, chosen among the clients asking the cycle before: the
-    lowest above the last one chosen, else the lowest (two carry chains, not a priority
-    mux chain). It is held until used (its client asking and ``ready``), so no client is
-    passed over. The grant's logic ends at a register, and what it feeds (the pops, the
-    payload's select) starts at one.
+    lowest above the last one chosen, else the lowest (one carry chain over the asking
+    clients twice, those above first, not a priority mux chain). It is held until used
+    (its client asking and ``ready``), so no client is passed over. The grant's logic
+    ends at a register, and what it feeds (the pops, the payload's select) starts at one.
 
     Returns
     -------
@@ -45,9 +45,9 @@ def _round_robin(m: Module, asking, ready, name: str):
     above = Signal(n, name=f"{name}_above")  # those after the last one chosen
     chosen = Signal(n, name=f"{name}_chosen")
     live = chosen & asking
-    after_last = _lowest(asking & above)
+    twice = _lowest(Cat(asking & above, asking))
     following = Signal(n, name=f"{name}_next")
-    m.d.comb += following.eq(Mux(after_last != 0, after_last, _lowest(asking)))
+    m.d.comb += following.eq(twice[:n] | twice[n:])
     with m.If(~live.any() | ready):
         m.d.sync += chosen.eq(following)
         with m.If(following.any()):

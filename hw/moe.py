@@ -4,6 +4,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.delay import wrapping_count
 from hw.patch_reorder import PatchReorder, entry_layout
 from hw.softmax_unit import SoftmaxUnit
 from hw.top_k import TopK
@@ -57,41 +58,39 @@ class MoeUnit(wiring.Component):
             m.submodules[name] = getattr(self, name)
         softmax, top, reorder = self.softmax, self.top, self.reorder
 
-        job = Signal(self.cmd.payload.shape())
         busy = Signal()  # until the layer's last entry leaves
         feeding = Signal()  # until its last logit is in
         m.d.comb += self.cmd.ready.eq(~busy)
-        with m.If(self.cmd.valid & self.cmd.ready):
-            m.d.sync += [job.eq(self.cmd.payload), busy.eq(1), feeding.eq(1)]
+        start = self.cmd.valid & self.cmd.ready
+        with m.If(start):
+            m.d.sync += [busy.eq(1), feeding.eq(1)]
 
-        # Logits, a row per token, into the softmax.
-        expert = Signal(range(self.max_experts))
-        row = Signal(range(self.max_tokens))
+        # Logits, a row per token, into the softmax. The counters' last values are flags
+        # in registers: the end of a token's choices reaches the reorder's far registers.
+        fed = softmax.i.valid & softmax.i.ready
+        _, expert_last = wrapping_count(m, range(self.max_experts), start,
+                                        self.cmd.payload.experts, fed, "expert")
+        _, row_last = wrapping_count(m, range(self.max_tokens), start,
+                                     self.cmd.payload.tokens, fed & expert_last, "row")
         m.d.comb += [softmax.i.valid.eq(feeding & self.logits.valid),
                      softmax.i.payload.score[0].eq(self.logits.payload),
-                     softmax.i.payload.last.eq(expert == job.experts - 1),
+                     softmax.i.payload.last.eq(expert_last),
                      self.logits.ready.eq(feeding & softmax.i.ready)]
-        with m.If(softmax.i.valid & softmax.i.ready):
-            m.d.sync += expert.eq(expert + 1)
-            with m.If(expert == job.experts - 1):
-                m.d.sync += [expert.eq(0), row.eq(row + 1)]
-                with m.If(row == job.tokens - 1):
-                    m.d.sync += [row.eq(0), feeding.eq(0)]
+        with m.If(fed & expert_last & row_last):
+            m.d.sync += feeding.eq(0)
 
         # Probabilities into top-k, the choices into the queues.
-        token = Signal(range(self.max_tokens))
+        _, token_last = wrapping_count(m, range(self.max_tokens), start,
+                                       self.cmd.payload.tokens, top.o.valid & top.o.ready,
+                                       "token")
         m.d.comb += [top.i.valid.eq(softmax.o.valid),
                      top.i.payload.value.eq(softmax.o.payload.p[0]),
                      top.i.payload.last.eq(softmax.o.payload.last),
                      softmax.o.ready.eq(top.i.ready),
                      reorder.i.valid.eq(top.o.valid),
                      reorder.i.payload.choice.eq(top.o.payload),
-                     reorder.i.payload.last.eq(token == job.tokens - 1),
+                     reorder.i.payload.last.eq(token_last),
                      top.o.ready.eq(reorder.i.ready)]
-        with m.If(top.o.valid & top.o.ready):
-            m.d.sync += token.eq(token + 1)
-            with m.If(token == job.tokens - 1):
-                m.d.sync += token.eq(0)
 
         wiring.connect(m, reorder.o, wiring.flipped(self.o))
         taken = self.o.valid & self.o.ready

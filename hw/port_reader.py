@@ -1,6 +1,6 @@
 """A read port: a descriptor's words from memory, as a unit's input beats."""
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -59,7 +59,10 @@ class PortReader(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.addresses = addresses = AddressGenerator(self.address_bits)
-        entry = data.StructLayout({"word": self.word_bits, "lanes": 8})
+        # Each word's last beat (its lanes, less one) is worked out before it enters the
+        # buffer: the pop below then compares two small registers.
+        per_word = max(1, self.word_bits // self.beat_bits)
+        entry = data.StructLayout({"word": self.word_bits, "last": range(per_word)})
         # The buffer's head is a register: the unit's side (the beat's valid, its cut or
         # joined payload, and whatever takes it) starts at flip-flops, not at a LUT-RAM read
         # and a compare of its level.
@@ -81,23 +84,19 @@ class PortReader(wiring.Component):
                      # Each word's lanes travel beside it (asked and answered in order).
                      lanes.w_en.eq(ask), lanes.w_data.eq(addresses.o.payload.lanes),
                      self.data.ready.eq(1),
-                     words.w_en.eq(self.data.valid), lanes.r_en.eq(self.data.valid),
-                     words.w_data.eq(Cat(self.data.payload, lanes.r_data))]
-        head = data.View(entry, words.r_data)
+                     words.w_en.eq(self.data.valid), lanes.r_en.eq(self.data.valid)]
+        written, head = data.View(entry, words.w_data), data.View(entry, words.r_data)
+        m.d.comb += [written.word.eq(self.data.payload),
+                     written.last.eq(Mux(lanes.r_data == 0, per_word, lanes.r_data) - 1)]
 
         if self.beat_bits <= self.word_bits:
-            per_word = self.word_bits // self.beat_bits
             part = Signal(range(per_word))
-            used = Signal(range(per_word + 1))
-            m.d.comb += used.eq(head.lanes)
-            with m.If(head.lanes == 0):
-                m.d.comb += used.eq(per_word)
             m.d.comb += [self.o.valid.eq(words.r_rdy),
                          self.o.payload.eq(head.word.word_select(part, self.beat_bits)),
-                         words.r_en.eq(self.o.ready & (part == used - 1))]
+                         words.r_en.eq(self.o.ready & (part == head.last))]
             with m.If(self.o.valid & self.o.ready):
                 m.d.sync += part.eq(part + 1)
-                with m.If(part == used - 1):
+                with m.If(part == head.last):
                     m.d.sync += part.eq(0)
         else:
             per_beat = self.beat_bits // self.word_bits

@@ -152,6 +152,10 @@ class SdramPort(wiring.Component):
                                  self.ready.eq(1)]
                     m.next = "idle"
             with m.State("idle"):
+                # The word register takes the arbiter's write word in every idle cycle
+                # (it holds nothing then): its enable is the state alone, not the choice
+                # below, and in the cycle a write starts it takes that write's word.
+                m.d.sync += word.eq(self.write_data.payload)
                 with m.If(~waited):
                     pass  # the last command's recovery time
                 with m.Elif(refresh_due):
@@ -169,8 +173,7 @@ class SdramPort(wiring.Component):
                     with m.If(self.write_data.valid):
                         command("active", bank, row)
                         wait_for(s.t_rcd - 1)
-                        m.d.sync += [word.eq(self.write_data.payload),
-                                     self.write_bytes.eq(self.write_bytes + self.width // 8)]
+                        m.d.sync += self.write_bytes.eq(self.write_bytes + self.width // 8)
                         m.next = "write"
                 with m.Elif(held_valid):
                     m.d.sync += [held_valid.eq(0), reading.eq(held_read & (held.beats != 0)),

@@ -141,16 +141,17 @@ class Accelerator(wiring.Component):
         m.d.comb += [self.read_bytes.eq(memory.read_bytes),
                      self.write_bytes.eq(memory.write_bytes)]
 
-        # Keys and values come from memory once per head, into a gather each, and are
-        # replayed in the attention unit's key order (`KeySteps`): the attention unit reads
-        # a key and a value row per step, which on the edge-moe set is two words per cycle.
-        # Where a taker's decision is deep logic (the attention unit's issue, a gather's
-        # take of a step), a skid buffer keeps it off the registers of what feeds it.
+        # Where a taker's decision is deep logic (the attention and linear units' issue, a
+        # gather's take of a step), a skid buffer keeps it off the registers of what feeds
+        # it: a far queue's head, a replay's counters.
         def skid_before(sink, name: str):
             m.submodules[f"{name}_skid"] = skid = SkidBuffer(sink.payload.shape())
             wiring.connect(m, skid.o, sink)
             return skid.i
 
+        # Keys and values come from memory once per head, into a gather each, and are
+        # replayed in the attention unit's key order (`KeySteps`): the attention unit reads
+        # a key and a value row per step, which on the edge-moe set is two words per cycle.
         attention = self.units["attention"]
         replays = {}
         for name in ("k", "v"):
@@ -162,7 +163,10 @@ class Accelerator(wiring.Component):
             wiring.connect(m, rows.o, skid_before(getattr(attention, name), f"attention_{name}"))
             replays[name] = (rows, steps)
         inputs = {f"attention.{name}": rows.i for name, (rows, _) in replays.items()}
-        inputs["attention.q"] = skid_before(attention.q, "attention_q")
+        for name in ("attention.q", "linear.x", "linear.bias"):
+            unit, stream_name = name.split(".")
+            inputs[name] = skid_before(getattr(self.units[unit], stream_name),
+                                       f"{unit}_{stream_name}")
 
         # A port sits by its group arbiter, its unit elsewhere: the beats between them
         # cross through a link.
@@ -201,7 +205,12 @@ class Accelerator(wiring.Component):
             # comes back no sooner than the port shows it busy.
             busy.append(queue.pending | delayed(m, engine.busy | arbiter.queued[client], 1,
                                                 name=f"{label}_busy"))
-        m.d.comb += [controller.port_busy.eq(Cat(*busy)), self.ports_busy.eq(Cat(*busy)),
+        # The ports' flags reach the controller a cycle later still, from a register by it
+        # (the ports spread over the chip): a WAIT or END is looked at no sooner than four
+        # cycles after the last descriptor went (next, fetch, decode, execute), which its
+        # queue shows pending from the cycle after.
+        m.d.comb += [controller.port_busy.eq(delayed(m, Cat(*busy), 1, name="ports_busy_late")),
+                     self.ports_busy.eq(Cat(*busy)),
                      controller.memory_busy.eq(delayed(m, arbiter.busy, 1, name="memory_busy")),
                      self.pc.eq(controller.pc)]
 
