@@ -58,12 +58,13 @@ class AddressGenerator(wiring.Component):
     is built by additions only, one level's partial sum per register, and which level steps
     is chosen from registered flags. A descriptor is taken into a register first and the
     loops start from it a cycle later, so neither the loops' enables nor their loads see the
-    queue the descriptor came from; the next one is taken as the last address leaves, so
-    descriptors in a row follow each other with a cycle between (and an idle generator
-    starts two cycles after a descriptor comes). Addresses leave through a `StreamLink` of
-    one stage: whoever takes them sees registers only, their ``ready`` does not reach the
-    loop logic in the same cycle, and the loop logic may sit far from the taker (the
-    arbiter), with a register on the way each way.
+    queue the descriptor came from; the next one is taken in the cycle after the last
+    address leaves (the queue's pop is then a flip-flop's, the descriptor queue may sit
+    far away), so descriptors in a row follow each other with two cycles between (and an
+    idle generator starts two cycles after a descriptor comes). Addresses leave through a
+    `StreamLink` of one stage: whoever takes them sees registers only, their ``ready``
+    does not reach the loop logic in the same cycle, and the loop logic may sit far from
+    the taker (the arbiter), with a register on the way each way.
 
     Parameters
     ----------
@@ -119,7 +120,7 @@ class AddressGenerator(wiring.Component):
 
         last_leaves = step.valid & final & step.ready
         m.d.comb += [self.busy.eq(holding | out.pending),
-                     self.desc.ready.eq(~holding | last_leaves),
+                     self.desc.ready.eq(~holding),
                      step.payload.addr.eq(partial[0]), step.payload.lanes.eq(d.lanes)]
         # The loop steps whenever the link has room, with or without an address to make:
         # without one, it only moves registers that the next descriptor loads afresh. So

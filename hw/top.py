@@ -2,7 +2,7 @@
 
 from fractions import Fraction
 
-from amaranth.hdl import Cat, Module
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -163,7 +163,7 @@ class Accelerator(wiring.Component):
             wiring.connect(m, rows.o, skid_before(getattr(attention, name), f"attention_{name}"))
             replays[name] = (rows, steps)
         inputs = {f"attention.{name}": rows.i for name, (rows, _) in replays.items()}
-        for name in ("attention.q", "linear.x", "linear.bias"):
+        for name in ("attention.q", "linear.x", "linear.w", "linear.bias"):
             unit, stream_name = name.split(".")
             inputs[name] = skid_before(getattr(self.units[unit], stream_name),
                                        f"{unit}_{stream_name}")
@@ -222,18 +222,24 @@ class Accelerator(wiring.Component):
             cmd = self.units[name].cmd
             fields = queue.o.payload
             rename = COMMAND_FIELDS.get(name, {})
-            # An attention head also goes to its key and value replays (a flush does not):
-            # all take it in the same cycle.
+            # An attention head also goes to its key and value replays (a flush does not).
+            # Each takes it when it can (their streams keep them in step): a taker's valid
+            # waits on no other's ready, and the command leaves the queue once all have it.
             followers = ([f.cmd for pair in replays.values() for f in pair]
                          if name == "attention" else [])
-            ready = [cmd.ready, *[f.ready | fields.flush for f in followers]]
-            m.d.comb += [cmd.valid.eq(queue.o.valid & Cat(*ready[1:]).all()),
-                         queue.o.ready.eq(Cat(*ready).all())]
-            for k, follower in enumerate(followers):
-                others = ready[:k + 1] + ready[k + 2:]
-                m.d.comb += [follower.valid.eq(queue.o.valid & ~fields.flush
-                                               & Cat(*others).all()),
-                             follower.payload.tokens.eq(fields.tokens)]
+            if followers:
+                wanted = Cat(1, *[~fields.flush for _ in followers])
+                given = Signal(len(wanted), name=f"{name}_given")  # takers that have it
+                takers = [cmd, *followers]
+                took = Cat(t.valid & t.ready for t in takers)
+                done = (given | took | ~wanted).all()
+                m.d.comb += [*[t.valid.eq(queue.o.valid & wanted[k] & ~given[k])
+                               for k, t in enumerate(takers)], queue.o.ready.eq(done)]
+                m.d.sync += given.eq(Mux(done, 0, given | took))
+            else:
+                m.d.comb += [cmd.valid.eq(queue.o.valid), queue.o.ready.eq(cmd.ready)]
+            for follower in followers:
+                m.d.comb += follower.payload.tokens.eq(fields.tokens)
                 if "chunks" in follower.payload.shape().members:
                     m.d.comb += follower.payload.chunks.eq(fields.chunks)
             for field_name, _ in cmd.payload.shape():
