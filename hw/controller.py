@@ -109,6 +109,10 @@ class Controller(wiring.Component):
         # both sides, not a multiply and an adder in one cycle. Unsigned factors get a 0
         # on top (the product takes a signed one). ``settle`` counts a product's cycles.
         word_factor = Signal(32, reset_less=True)  # a token-level descriptor's words
+        # An EXPERTS body's words, and the loop's, worked out at decode: each of the loop's
+        # addresses is then pc plus a register.
+        body_words = Signal(32, reset_less=True)
+        loop_words = Signal(32, reset_less=True)
         tokens_factor = Signal.like(expert.tokens, reset_less=True)
         index_factor = Signal.like(expert.expert, reset_less=True)
         stride_factor = Signal.like(stride, reset_less=True)
@@ -180,7 +184,9 @@ class Controller(wiring.Component):
                 with m.If(self.fetch.valid):
                     m.d.sync += [ins.eq(self.fetch.payload),
                                  target.eq(1 << fetched.target),
-                                 word_factor.eq(fetched.body.descriptor.words)]
+                                 word_factor.eq(fetched.body.descriptor.words),
+                                 body_words.eq(fetched.body.experts.body * self.per),
+                                 loop_words.eq((fetched.body.experts.body + 1) * self.per)]
                     m.next = "execute"
             with m.State("execute"):
                 with m.Switch(ins.op):
@@ -204,11 +210,11 @@ class Controller(wiring.Component):
                             m.next = "next"
                     with m.Case(Op.EXPERTS):
                         m.d.sync += [loop_start.eq(pc + self.per),
-                                     loop_last.eq(pc + body.experts.body * self.per),
+                                     loop_last.eq(pc + body_words),
                                      left.eq(body.experts.entries),
                                      stride.eq(body.experts.expert_stride)]
                         with m.If(body.experts.entries == 0):
-                            m.d.sync += pc.eq(pc + self.per + body.experts.body * self.per)
+                            m.d.sync += pc.eq(pc + loop_words)
                             fetch_next()
                         with m.Else():
                             m.next = "expert"

@@ -52,13 +52,14 @@ def feed_apart(m: Module, port, valid, payload, name: str):
 
 def short_of(m: Module, count: Signal, limit: int, toward, away, name: str) -> Signal:
     """``count != limit`` as a register of its own, for a counter that steps by one toward
-    ``limit`` in a cycle with ``toward`` and away from it with ``away`` (both: no step).
+    ``limit`` in a cycle with ``toward`` and away from it with ``away`` (both: no step);
+    it stays below ``limit`` if it starts below, else at or above it.
 
     The flag is worked out a cycle ahead from the counter and the steps, so whatever it
     enables (a sender's pops into a queue with that many credits, say) starts at a
     flip-flop of its own, not at a compare of a counter that may sit far away.
     """
-    side = 1 if count.init > limit else -1
+    side = -1 if count.init < limit else 1
     flag = Signal(name=name, init=count.init != limit)
     with m.If(toward & ~away):
         m.d.sync += flag.eq(count != limit + side)

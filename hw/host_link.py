@@ -14,9 +14,10 @@ class HostLink(wiring.Component):
     ``W`` sends a contiguous write descriptor and then a word per ``word_bits / 8`` bytes;
     ``R`` a read descriptor, and each word read goes out a byte at a time; ``S`` starts a
     task and counts cycles until ``busy`` falls. Replies leave through one shift register,
-    lowest byte first (`pyref.host_link` has the protocol). Each reply but a read word's is
-    loaded in a state of its own, a cycle after the decision to give it: a far busy flag or
-    a byte's opcode then loads the state register only, not the wide reply.
+    lowest byte first (`pyref.host_link` has the protocol). Each reply is loaded in a state
+    of its own, a cycle after the decision to give it (a word read waits in a register): a
+    far busy flag, a byte's opcode or a read word's arrival then loads the state register
+    only, not the wide reply.
 
     Parameters
     ----------
@@ -148,12 +149,17 @@ class HostLink(wiring.Component):
                     m.d.sync += words_left.eq(count)
                     m.next = "read_words"
             with m.State("read_words"):
+                # A word read waits in `word`, then goes out from a state of its own.
                 m.d.comb += self.read.ready.eq(reply_left == 0)
                 with m.If(self.read.valid & self.read.ready):
-                    answer(value=self.read.payload)
-                    m.d.sync += words_left.eq(words_left - 1)
-                    with m.If(words_left == 1):
-                        m.next = "opcode"
+                    m.d.sync += [word.eq(self.read.payload), words_left.eq(words_left - 1)]
+                    m.next = "read_reply"
+            with m.State("read_reply"):
+                answer(value=word)
+                with m.If(words_left == 0):
+                    m.next = "opcode"
+                with m.Else():
+                    m.next = "read_words"
             with m.State("start"):
                 m.d.comb += self.start.valid.eq(1)
                 with m.If(self.start.ready):

@@ -11,7 +11,7 @@ from hw.arith import registered_sum, times_constant
 from hw.chain import Chain
 from hw.column_memory import ColumnMemory
 from hw.credit_stream import CreditStream
-from hw.delay import delayed
+from hw.delay import delayed, short_of, wrapping_count
 from hw.kernels import kernel_pipe
 from hw.layernorm_apply import DIM, LayerNormApply, apply_layout
 from hw.memory_read import MemoryRead
@@ -110,14 +110,17 @@ class LayerNormUnit(wiring.Component):
         dim = Signal(DIM)
         loading, feeding, busy = Signal(), Signal(), Signal()
         m.d.comb += self.cmd.ready.eq(~busy)
-        with m.If(self.cmd.valid & self.cmd.ready):
+        taken = self.cmd.valid & self.cmd.ready
+        with m.If(taken):
             m.d.sync += [job.eq(self.cmd.payload), busy.eq(1), loading.eq(1),
                          dim.eq(times_constant(self.cmd.payload.chunks, self.lanes))]
         m.d.comb += [stats.i.payload.dim.eq(dim), stats.i.payload.eps.eq(job.eps),
                      self.apply.dim.eq(dim)]
 
         # -- the layer's gamma and beta, a chunk per beat
-        loaded = Signal(range(self.max_chunks))
+        loaded, loaded_last = wrapping_count(m, range(self.max_chunks), taken,
+                                             self.cmd.payload.chunks,
+                                             self.params.valid & loading, "loaded")
         m.d.comb += [self.params.ready.eq(loading),
                      self.writes["gamma"].en.eq(self.params.valid & loading),
                      self.writes["gamma"].addr.eq(loaded),
@@ -125,28 +128,25 @@ class LayerNormUnit(wiring.Component):
                      self.writes["beta"].en.eq(self.params.valid & loading),
                      self.writes["beta"].addr.eq(loaded),
                      self.writes["beta"].data.eq(self.params.payload.beta)]
-        with m.If(self.params.valid & loading):
-            m.d.sync += loaded.eq(loaded + 1)
-            with m.If(loaded == job.chunks - 1):
-                m.d.sync += [loaded.eq(0), loading.eq(0), feeding.eq(1)]
+        with m.If(self.params.valid & loading & loaded_last):
+            m.d.sync += [loading.eq(0), feeding.eq(1)]
 
         # -- first pass: each chunk into the buffer and into the row's sums
         stored = Signal(range(self.depth + 1))  # chunks in the buffer, not yet replayed
         waiting = Signal(range(self.rows + 1))  # rows ended, their replay not started
         head = Signal(range(self.depth))
-        chunk = Signal(range(self.max_chunks))
-        row = Signal(range(self.max_tokens))
         accept = self.i.valid & self.i.ready
-        ends = chunk == job.chunks - 1
+        chunk, ends = wrapping_count(m, range(self.max_chunks), taken, self.cmd.payload.chunks,
+                                     accept, "chunk")
+        _, last_row = wrapping_count(m, range(self.max_tokens), taken, self.cmd.payload.tokens,
+                                     accept & ends, "row")
         m.d.comb += [self.i.ready.eq(feeding & (stored < self.depth) & (waiting < self.rows)),
                      self.writes["x"].en.eq(accept), self.writes["x"].addr.eq(head),
                      self.writes["x"].data.eq(self.i.payload)]
         with m.If(accept):
-            m.d.sync += [head.eq(head + 1), chunk.eq(Mux(ends, 0, chunk + 1))]
-            with m.If(ends):
-                m.d.sync += row.eq(row + 1)
-                with m.If(row == job.tokens - 1):
-                    m.d.sync += [row.eq(0), feeding.eq(0)]
+            m.d.sync += head.eq(head + 1)
+            with m.If(ends & last_row):
+                m.d.sync += feeding.eq(0)
 
         # The chunk is registered, squared (a multiplier per lane) and summed over the
         # lanes in registered trees; the row's sums then take one add per cycle.
@@ -176,17 +176,20 @@ class LayerNormUnit(wiring.Component):
                      rsqrts.w_data.eq(stats.o.payload)]
 
         # -- replay: a row starts once its rsqrt is known, then a chunk per cycle
+        # Whether an rsqrt waits, and whether the chunk is its row's last, are registers:
+        # a row's start pops two FIFOs that the placer may set far apart.
         replaying = Signal()
         tail = Signal(range(self.depth))
-        position = Signal(range(self.max_chunks))
         rsqrt = data.View(stats.o.payload.shape(), rsqrts.r_data)
         row_total = Signal(TOTAL.shape())
         row_r, row_e = Signal(MANTISSA.shape()), Signal(EXPONENT.shape())
         issue = replay.i.valid & replay.i.ready
         starting = issue & ~replaying
-        final = position == job.chunks - 1
+        position, final = wrapping_count(m, range(self.max_chunks), taken,
+                                         self.cmd.payload.chunks, issue, "position")
+        has_rsqrt = short_of(m, rsqrts.level, 0, starting, rsqrts.w_en, "has_rsqrt")
         m.d.comb += [
-            replay.i.valid.eq(replaying | rsqrts.r_rdy),
+            replay.i.valid.eq(replaying | has_rsqrt),
             replay.i.payload.addr.eq(tail), replay.i.payload.chunk.eq(position),
             replay.i.payload.total.eq(Mux(replaying, row_total, totals.r_data)),
             replay.i.payload.r.eq(Mux(replaying, row_r, rsqrt.r)),
@@ -196,8 +199,7 @@ class LayerNormUnit(wiring.Component):
         with m.If(starting):
             m.d.sync += [row_total.eq(totals.r_data), row_r.eq(rsqrt.r), row_e.eq(rsqrt.e)]
         with m.If(issue):
-            m.d.sync += [tail.eq(tail + 1), replaying.eq(~final),
-                         position.eq(Mux(final, 0, position + 1))]
+            m.d.sync += [tail.eq(tail + 1), replaying.eq(~final)]
         # The replay's handshake is late in the cycle and far away, so its chunks and rows
         # leave the counts a cycle late: the buffer and the row count are one fuller than
         # they are for that cycle, and both have room to spare.
@@ -208,12 +210,12 @@ class LayerNormUnit(wiring.Component):
 
         # -- output; the layer ends with its last chunk
         wiring.connect(m, replay.o, wiring.flipped(self.o))
-        out_chunk = Signal(range(self.max_chunks))
-        out_row = Signal(range(self.max_tokens))
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += out_chunk.eq(out_chunk + 1)
-            with m.If(out_chunk == job.chunks - 1):
-                m.d.sync += [out_chunk.eq(0), out_row.eq(out_row + 1)]
-                with m.If(out_row == job.tokens - 1):
-                    m.d.sync += [out_row.eq(0), busy.eq(0)]
+        sent = self.o.valid & self.o.ready
+        _, out_chunk_last = wrapping_count(m, range(self.max_chunks), taken,
+                                           self.cmd.payload.chunks, sent, "out_chunk")
+        _, out_row_last = wrapping_count(m, range(self.max_tokens), taken,
+                                         self.cmd.payload.tokens, sent & out_chunk_last,
+                                         "out_row")
+        with m.If(sent & out_chunk_last & out_row_last):
+            m.d.sync += busy.eq(0)
         return m
