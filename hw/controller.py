@@ -181,12 +181,15 @@ class Controller(wiring.Component):
                 with m.If(self.fetch_desc.ready):
                     m.next = "decode"
             with m.State("decode"):
+                # The instruction's registers take the fetch's payload in every cycle of
+                # this state, valid or not: their enable is the state alone, and the cycle
+                # the instruction comes leaves them holding it.
+                m.d.sync += [ins.eq(self.fetch.payload),
+                             target.eq(1 << fetched.target),
+                             word_factor.eq(fetched.body.descriptor.words),
+                             body_words.eq(fetched.body.experts.body * self.per),
+                             loop_words.eq((fetched.body.experts.body + 1) * self.per)]
                 with m.If(self.fetch.valid):
-                    m.d.sync += [ins.eq(self.fetch.payload),
-                                 target.eq(1 << fetched.target),
-                                 word_factor.eq(fetched.body.descriptor.words),
-                                 body_words.eq(fetched.body.experts.body * self.per),
-                                 loop_words.eq((fetched.body.experts.body + 1) * self.per)]
                     m.next = "execute"
             with m.State("execute"):
                 with m.Switch(ins.op):

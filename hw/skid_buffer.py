@@ -41,5 +41,9 @@ class SkidBuffer(wiring.Component):
                          self.o.payload.eq(Mux(spare_full, spare, self.i.payload))]
             m.d.sync += spare_full.eq(0)
         with m.Elif(arrives):
-            m.d.sync += [spare.eq(self.i.payload), spare_full.eq(1)]
+            m.d.sync += spare_full.eq(1)
+        # The spare takes every payload offered while it is empty, so its enable is a
+        # flip-flop's; the taker's ready reaches only the head's.
+        with m.If(~spare_full):
+            m.d.sync += spare.eq(self.i.payload)
         return m
