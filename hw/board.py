@@ -68,7 +68,10 @@ class Board(wiring.Component):
         wiring.connect(m, acc.host_read, link.read)
         if "sdram" in self.signature.members:
             wiring.connect(m, acc.sdram, wiring.flipped(self.sdram))
-        m.d.comb += [link.memory_busy.eq(acc.host_busy), link.memory_ready.eq(acc.memory_ready),
+        # The memory's ready flag (it rises once, after the chip's power-up) comes from the
+        # far edge of the chip: two registers on its way let the link's logic stay together.
+        m.d.comb += [link.memory_busy.eq(acc.host_busy),
+                     link.memory_ready.eq(delayed(m, acc.memory_ready, 2, "memory_ready")),
                      link.busy.eq(acc.busy),
                      # The LEDs, a cycle late: their pins are far from the flags' sources.
                      self.status.eq(delayed(m, Cat(acc.busy, acc.host_busy, self.uart_rx.framing,

@@ -13,6 +13,8 @@ The placer then brings the logic to them.
 
 from __future__ import annotations
 
+import re
+
 from scripts.common import ToolError
 
 #: Rows of multiplier blocks, and the column of each block in a row.
@@ -46,9 +48,13 @@ def place_multipliers(netlist: dict, top: str) -> int:
     """Give every MULT18X18D of module ``top`` a site, in place; returns how many.
 
     The k-th multiplier in name order goes to the k-th block of an even spread, or the next
-    block that has a free site and room for its control signals (`CONTROLS`)."""
+    block that has a free site and room for its control signals (`CONTROLS`). Numbers in
+    names compare as numbers: yosys numbers a module's products in the order they are
+    made, so a lane's (``$98``, ``$99``, ``$100``) stay side by side."""
     cells = netlist["modules"][top]["cells"]
-    names = sorted(n for n, c in cells.items() if c["type"] == "MULT18X18D")
+    names = sorted((n for n, c in cells.items() if c["type"] == "MULT18X18D"),
+                   key=lambda name: [int(part) if part.isdigit() else part
+                                     for part in re.split(r"(\d+)", name)])
     blocks, per_block = multiplier_blocks(), len(DSP_BLOCK)
     if len(names) > len(blocks) * per_block:
         raise ToolError(f"{len(names)} multipliers, but the device has "
