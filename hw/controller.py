@@ -236,11 +236,12 @@ class Controller(wiring.Component):
                 with m.If(_selected(self.desc, target)):
                     m.next = "next"
             with m.State("expert"):
-                # Take the next expert, then run the body from its start.
+                # Take the next expert, then run the body from its start. As at decode, the
+                # registers load in every cycle of the state; the queue's valid only moves on.
                 m.d.comb += self.experts.ready.eq(1)
+                m.d.sync += [expert.eq(self.experts.payload), looping.eq(1),
+                             pc.eq(loop_start), settle.eq(product_cycles - 1)]
                 with m.If(self.experts.valid):
-                    m.d.sync += [expert.eq(self.experts.payload), looping.eq(1),
-                                 pc.eq(loop_start), settle.eq(product_cycles - 1)]
                     m.next = "expert_offset"
             with m.State("expert_offset"):
                 # The body's per-expert bases need the new expert's offset.

@@ -114,9 +114,10 @@ class LinearUnit(wiring.Component):
         from_stream, out_last = loops["out_chunk"][1:3]
         needs_bias = pass_start & first & job.bias
         # The bias register is read at the sum stage: a new bias waits until every slot
-        # that started from the old one has passed it.
+        # that started from the old one has passed it. Whether it has is a register beside
+        # the age, so the handshake sees a flip-flop, not a compare.
         bias_age = Signal(range(datapath.sum_stage + 1), init=datapath.sum_stage)
-        bias_free = bias_age == datapath.sum_stage
+        bias_free = Signal(init=1)
         slot = results.i
         accept = slot.valid & slot.ready
         m.d.comb += [
@@ -143,9 +144,10 @@ class LinearUnit(wiring.Component):
             with m.If(taken):
                 m.d.sync += datapath.bias[lane].eq(arrived[lane])
         with m.If(accept & first):
-            m.d.sync += bias_age.eq(1)
+            m.d.sync += [bias_age.eq(1), bias_free.eq(datapath.sum_stage == 1)]
         with m.Elif(~bias_free):
-            m.d.sync += bias_age.eq(bias_age + 1)
+            m.d.sync += [bias_age.eq(bias_age + 1),
+                         bias_free.eq(bias_age + 1 == datapath.sum_stage)]
 
         with m.If(accept):
             m.d.sync += addr.eq(addr + 1)
