@@ -95,10 +95,14 @@ class Controller(wiring.Component):
         stride = Signal(32)
         # The loop's two ends, compared every cycle: pc, the loop's last instruction, the
         # entries left and the expert have all held still for a few cycles by the time
-        # "next" reads them.
+        # "next" reads them (a fetch and a decode at least since pc moved). pc's compare
+        # takes two cycles, a byte's in the first.
+        same_bytes = Signal(4)
         body_ends = Signal()
         entries_end = Signal()
-        m.d.sync += [body_ends.eq(pc == loop_last),
+        m.d.sync += [same_bytes.eq(Cat(pc.word_select(k, 8) == loop_last.word_select(k, 8)
+                                       for k in range(4))),
+                     body_ends.eq(same_bytes.all()),
                      entries_end.eq(left == expert.tokens)]
         # The descriptor being handed out, made into the ports' form here, once: its
         # register then drives every port's link with no logic on the way (the links'

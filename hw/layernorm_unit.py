@@ -140,8 +140,7 @@ class LayerNormUnit(wiring.Component):
                                      accept, "chunk")
         _, last_row = wrapping_count(m, range(self.max_tokens), taken, self.cmd.payload.tokens,
                                      accept & ends, "row")
-        m.d.comb += [self.i.ready.eq(feeding & (stored < self.depth) & (waiting < self.rows)),
-                     self.writes["x"].en.eq(accept), self.writes["x"].addr.eq(head),
+        m.d.comb += [self.writes["x"].en.eq(accept), self.writes["x"].addr.eq(head),
                      self.writes["x"].data.eq(self.i.payload)]
         with m.If(accept):
             m.d.sync += head.eq(head + 1)
@@ -207,6 +206,11 @@ class LayerNormUnit(wiring.Component):
         started = delayed(m, starting, 1, "started")
         m.d.sync += [stored.eq(stored + accept - issued),
                      waiting.eq(waiting + (accept & ends) - started)]
+        # The first pass's ready: the buffer's and the row count's room as flags in
+        # registers (`short_of`), as the ready reaches the far queue of chunks.
+        room = short_of(m, stored, self.depth, accept, issued, "room")
+        rows_free = short_of(m, waiting, self.rows, accept & ends, started, "rows_free")
+        m.d.comb += self.i.ready.eq(feeding & room & rows_free)
 
         # -- output; the layer ends with its last chunk
         wiring.connect(m, replay.o, wiring.flipped(self.o))
