@@ -32,6 +32,26 @@ async def receive(ctx, port, count: int, rng: random.Random, stall: float = 0.0)
     return got
 
 
+async def count_through(ctx, dut, count: int, each_cycle=None) -> tuple[list, int]:
+    """Offer payloads 0 to ``count`` - 1 on ``dut.i`` as fast as they are taken, with
+    ``dut.o`` always ready; returns what came out and the cycles it took. ``each_cycle(ctx)``
+    runs before each clock edge."""
+    ctx.set(dut.o.ready, 1)
+    sent, got, cycles = 0, [], 0
+    while len(got) < count:
+        ctx.set(dut.i.valid, sent < count)
+        ctx.set(dut.i.payload, sent)
+        if each_cycle is not None:
+            each_cycle(ctx)
+        *_, ready, valid, payload = await ctx.tick().sample(
+            dut.i.ready, dut.o.valid, dut.o.payload)
+        sent += bool(ready and sent < count)
+        if valid:
+            got.append(payload)
+        cycles += 1
+    return got, cycles
+
+
 def run_stream(dut, payloads: list, count: int, rng: random.Random, stall: float = 0.0,
                cycles_per_item: int = 20) -> list:
     """Simulate ``dut`` (stream ports ``i`` and ``o``): send ``payloads``, collect ``count``

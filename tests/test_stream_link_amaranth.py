@@ -7,7 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from hw.stream_link import StreamLink
-from tests.amaranth_streams import assert_refused, run_stream
+from tests.amaranth_streams import assert_refused, count_through, run_stream
 
 
 @pytest.mark.parametrize("stages, depth, beats", [(1, None, 1), (3, None, 1), (1, 3, 1),
@@ -28,18 +28,8 @@ def test_a_beat_a_cycle_and_pending_until_taken(stages, beats):
     seen = []
 
     async def bench(ctx):
-        ctx.set(dut.o.ready, 1)
-        sent, got, cycles = 0, [], 0
-        while len(got) < payloads:
-            ctx.set(dut.i.valid, sent < payloads)
-            ctx.set(dut.i.payload, sent)
-            *_, ready, valid, payload, pending = await ctx.tick().sample(
-                dut.i.ready, dut.o.valid, dut.o.payload, dut.pending)
-            sent += bool(ready and sent < payloads)
-            if valid:
-                got.append(payload)
-            seen.append(pending)
-            cycles += 1
+        got, cycles = await count_through(ctx, dut, payloads,
+                                          lambda ctx: seen.append(ctx.get(dut.pending)))
         for _ in range(stages + 2):
             *_, pending = await ctx.tick().sample(dut.pending)
             seen.append(pending)
