@@ -70,26 +70,28 @@ def short_of(m: Module, count: Signal, limit: int, toward, away, name: str) -> S
 
 def wrapping_count(m: Module, shape, start, limit, step, name: str):
     """A counter that goes 0, 1, ... ``limit`` - 1 and back to 0, one ``step`` at a time,
-    with ``counter == limit - 1`` kept as a register.
+    with ``counter == 0`` and ``counter == limit - 1`` kept as registers.
 
     ``start`` (before ``step``) restarts it from 0 for ``limit``, the value the limit takes
-    in that cycle; both are registered then, so what the last value decides (a row's end
-    flag, say) starts at a flip-flop, not at a subtractor and a compare.
+    in that cycle; both are registered then, so what the first or last value decides (a
+    row's end flag, say) starts at a flip-flop, not at a subtractor and a compare.
 
     Returns
     -------
-    counter, at_last : Signal
+    counter, at_first, at_last : Signal
     """
     counter = Signal(shape, name=name)
+    at_first = Signal(name=f"{name}_first", init=1)
     at_last = Signal(name=f"{name}_last")
     before_last = Signal(shape, name=f"{name}_before_last")  # limit - 2
     single = Signal(name=f"{name}_single")  # limit == 1
     with m.If(start):
-        m.d.sync += [counter.eq(0), before_last.eq(limit - 2), single.eq(limit == 1),
-                     at_last.eq(limit == 1)]
+        m.d.sync += [counter.eq(0), at_first.eq(1), before_last.eq(limit - 2),
+                     single.eq(limit == 1), at_last.eq(limit == 1)]
     with m.Elif(step):
+        m.d.sync += at_first.eq(at_last)
         with m.If(at_last):
             m.d.sync += [counter.eq(0), at_last.eq(single)]
         with m.Else():
             m.d.sync += [counter.eq(counter + 1), at_last.eq(counter == before_last)]
-    return counter, at_last
+    return counter, at_first, at_last

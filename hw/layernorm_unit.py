@@ -118,9 +118,9 @@ class LayerNormUnit(wiring.Component):
                      self.apply.dim.eq(dim)]
 
         # -- the layer's gamma and beta, a chunk per beat
-        loaded, loaded_last = wrapping_count(m, range(self.max_chunks), taken,
-                                             self.cmd.payload.chunks,
-                                             self.params.valid & loading, "loaded")
+        loaded, _, loaded_last = wrapping_count(m, range(self.max_chunks), taken,
+                                                self.cmd.payload.chunks,
+                                                self.params.valid & loading, "loaded")
         m.d.comb += [self.params.ready.eq(loading),
                      self.writes["gamma"].en.eq(self.params.valid & loading),
                      self.writes["gamma"].addr.eq(loaded),
@@ -136,10 +136,10 @@ class LayerNormUnit(wiring.Component):
         waiting = Signal(range(self.rows + 1))  # rows ended, their replay not started
         head = Signal(range(self.depth))
         accept = self.i.valid & self.i.ready
-        chunk, ends = wrapping_count(m, range(self.max_chunks), taken, self.cmd.payload.chunks,
-                                     accept, "chunk")
-        _, last_row = wrapping_count(m, range(self.max_tokens), taken, self.cmd.payload.tokens,
-                                     accept & ends, "row")
+        chunk, _, ends = wrapping_count(m, range(self.max_chunks), taken,
+                                        self.cmd.payload.chunks, accept, "chunk")
+        *_, last_row = wrapping_count(m, range(self.max_tokens), taken, self.cmd.payload.tokens,
+                                      accept & ends, "row")
         m.d.comb += [self.writes["x"].en.eq(accept), self.writes["x"].addr.eq(head),
                      self.writes["x"].data.eq(self.i.payload)]
         with m.If(accept):
@@ -184,8 +184,8 @@ class LayerNormUnit(wiring.Component):
         row_r, row_e = Signal(MANTISSA.shape()), Signal(EXPONENT.shape())
         issue = replay.i.valid & replay.i.ready
         starting = issue & ~replaying
-        position, final = wrapping_count(m, range(self.max_chunks), taken,
-                                         self.cmd.payload.chunks, issue, "position")
+        position, _, final = wrapping_count(m, range(self.max_chunks), taken,
+                                            self.cmd.payload.chunks, issue, "position")
         has_rsqrt = short_of(m, rsqrts.level, 0, starting, rsqrts.w_en, "has_rsqrt")
         m.d.comb += [
             replay.i.valid.eq(replaying | has_rsqrt),
@@ -215,11 +215,11 @@ class LayerNormUnit(wiring.Component):
         # -- output; the layer ends with its last chunk
         wiring.connect(m, replay.o, wiring.flipped(self.o))
         sent = self.o.valid & self.o.ready
-        _, out_chunk_last = wrapping_count(m, range(self.max_chunks), taken,
-                                           self.cmd.payload.chunks, sent, "out_chunk")
-        _, out_row_last = wrapping_count(m, range(self.max_tokens), taken,
-                                         self.cmd.payload.tokens, sent & out_chunk_last,
-                                         "out_row")
+        *_, out_chunk_last = wrapping_count(m, range(self.max_chunks), taken,
+                                            self.cmd.payload.chunks, sent, "out_chunk")
+        *_, out_row_last = wrapping_count(m, range(self.max_tokens), taken,
+                                          self.cmd.payload.tokens, sent & out_chunk_last,
+                                          "out_row")
         with m.If(sent & out_chunk_last & out_row_last):
             m.d.sync += busy.eq(0)
         return m

@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.credit_stream import CreditStream
-from hw.delay import delayed, kept_copies
+from hw.delay import delayed, kept_copies, wrapping_count
 from hw.linear_datapath import LinearDatapath
 from hw.weight_tiles import WeightTiles
 from pyref.config import HardwareConfig
@@ -83,35 +83,21 @@ class LinearUnit(wiring.Component):
 
         job = Signal(self.cmd.payload.shape())
         busy = Signal()
-        # The loop counters, each with registered flags for its first and last value, so
-        # the handshake below only combines registers (it reaches far across the unit).
-        loops = {name: (Signal(shape, name=name), Signal(name=f"{name}_first"),
-                        Signal(name=f"{name}_last"), Signal(shape, name=f"{name}_before_last"))
-                 for name, shape in (("out_chunk", 16), ("in_chunk", range(self.max_chunks)),
-                                     ("token", range(self.hw.max_tokens)))}
-        counts = {"out_chunk": "out_chunks", "in_chunk": "in_chunks", "token": "tokens"}
         addr = Signal(range(datapath.depth))
         m.d.comb += self.cmd.ready.eq(~busy)
-        with m.If(self.cmd.valid & ~busy):
+        start = self.cmd.valid & ~busy
+        with m.If(start):
             m.d.sync += [job.eq(self.cmd.payload), busy.eq(1), addr.eq(0)]
-            for name, (counter, first_value, last_value, before_last) in loops.items():
-                count = self.cmd.payload[counts[name]]
-                m.d.sync += [counter.eq(0), first_value.eq(1), last_value.eq(count == 1),
-                             before_last.eq(count - 2)]
-
-        def advance(name):
-            """Step loop ``name`` (in the current condition), back to 0 after its last."""
-            counter, first_value, last_value, before_last = loops[name]
-            with m.If(last_value):
-                m.d.sync += [counter.eq(0), first_value.eq(1),
-                             last_value.eq(job[counts[name]] == 1)]
-            with m.Else():
-                m.d.sync += [counter.eq(counter + 1), first_value.eq(0),
-                             last_value.eq(counter == before_last)]
-
-        token, pass_start, token_last, _ = loops["token"]
-        first, last = loops["in_chunk"][1:3]
-        from_stream, out_last = loops["out_chunk"][1:3]
+        # The loop counters, each with registered flags for its first and last value, so
+        # the handshake below only combines registers (it reaches far across the unit).
+        accept = Signal()
+        token, pass_start, token_last = wrapping_count(
+            m, range(self.hw.max_tokens), start, self.cmd.payload.tokens, accept, "token")
+        _, first, last = wrapping_count(m, range(self.max_chunks), start,
+                                        self.cmd.payload.in_chunks, accept & token_last,
+                                        "in_chunk")
+        _, from_stream, out_last = wrapping_count(m, 16, start, self.cmd.payload.out_chunks,
+                                                  accept & token_last & last, "out_chunk")
         needs_bias = pass_start & first & job.bias
         # The bias register is read at the sum stage: a new bias waits until every slot
         # that started from the old one has passed it. Whether it has is a register beside
@@ -119,7 +105,7 @@ class LinearUnit(wiring.Component):
         bias_age = Signal(range(datapath.sum_stage + 1), init=datapath.sum_stage)
         bias_free = Signal(init=1)
         slot = results.i
-        accept = slot.valid & slot.ready
+        m.d.comb += accept.eq(slot.valid & slot.ready)
         m.d.comb += [
             slot.valid.eq(busy & (~from_stream | self.x.valid) & (~pass_start | tiles.ready)
                           & (~needs_bias | (self.bias.valid & bias_free))),
@@ -151,12 +137,8 @@ class LinearUnit(wiring.Component):
 
         with m.If(accept):
             m.d.sync += addr.eq(addr + 1)
-            advance("token")
-            with m.If(token_last):
-                advance("in_chunk")
-                with m.If(last):
-                    m.d.sync += addr.eq(0)
-                    advance("out_chunk")
-                    with m.If(out_last):
-                        m.d.sync += busy.eq(0)
+            with m.If(token_last & last):
+                m.d.sync += addr.eq(0)
+                with m.If(out_last):
+                    m.d.sync += busy.eq(0)
         return m

@@ -68,10 +68,10 @@ class MoeUnit(wiring.Component):
         # Logits, a row per token, into the softmax. The counters' last values are flags
         # in registers: the end of a token's choices reaches the reorder's far registers.
         fed = softmax.i.valid & softmax.i.ready
-        _, expert_last = wrapping_count(m, range(self.max_experts), start,
-                                        self.cmd.payload.experts, fed, "expert")
-        _, row_last = wrapping_count(m, range(self.max_tokens), start,
-                                     self.cmd.payload.tokens, fed & expert_last, "row")
+        *_, expert_last = wrapping_count(m, range(self.max_experts), start,
+                                         self.cmd.payload.experts, fed, "expert")
+        *_, row_last = wrapping_count(m, range(self.max_tokens), start,
+                                      self.cmd.payload.tokens, fed & expert_last, "row")
         m.d.comb += [softmax.i.valid.eq(feeding & self.logits.valid),
                      softmax.i.payload.score[0].eq(self.logits.payload),
                      softmax.i.payload.last.eq(expert_last),
@@ -80,9 +80,9 @@ class MoeUnit(wiring.Component):
             m.d.sync += feeding.eq(0)
 
         # Probabilities into top-k, the choices into the queues.
-        _, token_last = wrapping_count(m, range(self.max_tokens), start,
-                                       self.cmd.payload.tokens, top.o.valid & top.o.ready,
-                                       "token")
+        *_, token_last = wrapping_count(m, range(self.max_tokens), start,
+                                        self.cmd.payload.tokens, top.o.valid & top.o.ready,
+                                        "token")
         m.d.comb += [top.i.valid.eq(softmax.o.valid),
                      top.i.payload.value.eq(softmax.o.payload.p[0]),
                      top.i.payload.last.eq(softmax.o.payload.last),

@@ -8,10 +8,11 @@ from amaranth.lib.wiring import In, Out
 class SkidBuffer(wiring.Component):
     """Two registers between a source and a taker whose decision to take is deep logic.
 
-    The taker's ``o.ready`` loads only this buffer's registers, which the placer keeps by the
-    taker, never the source's far queue; and ``i.ready`` is a register (the spare slot is
-    empty), so no path runs from the taker's decision back to the source in a cycle. A
-    payload a cycle passes while the taker keeps taking; the first arrives a cycle late.
+    The taker's ``o.ready`` loads only this buffer's head register, not the source's
+    queue; and ``i.ready`` is a register (the spare slot is empty), so no path runs from
+    the taker's decision back to the source in a cycle. (The placer still sets the buffer
+    anywhere between the two, often by the source: docs/results.md.) A payload a cycle
+    passes while the taker keeps taking; the first arrives a cycle late.
 
     Parameters
     ----------
@@ -38,8 +39,8 @@ class SkidBuffer(wiring.Component):
         m.d.comb += self.i.ready.eq(~spare_full)
         with m.If(head_free):
             m.d.sync += [self.o.valid.eq(spare_full | arrives),
-                         self.o.payload.eq(Mux(spare_full, spare, self.i.payload))]
-            m.d.sync += spare_full.eq(0)
+                         self.o.payload.eq(Mux(spare_full, spare, self.i.payload)),
+                         spare_full.eq(0)]
         with m.Elif(arrives):
             m.d.sync += spare_full.eq(1)
         # The spare takes every payload offered while it is empty, so its enable is a
