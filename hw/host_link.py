@@ -62,24 +62,30 @@ class HostLink(wiring.Component):
         header = Signal(8 * header_bytes)
         base, count, task = header[:32], header[32:48], header[-8:]
         header_left = Signal(range(header_bytes + 1))
+        # Whether a count has bytes to go is a register of its own beside it: the stream's
+        # ready and the wide registers' enables then start at flip-flops, not compares.
+        header_more = Signal()
         opcode = Signal(8)
         words_left = Signal(16)
         word = Signal(self.word_bits)
         word_left = Signal(range(word_bytes + 1))
+        word_more = Signal()
         cycles = Signal(32)
 
         # Replies: bytes leave from the bottom of `reply`; `reply_left` counts them.
         reply = Signal(max(self.word_bits, 8 * len(identity)))
         reply_left = Signal(range(len(reply) // 8 + 1))
-        m.d.comb += [self.tx.valid.eq(reply_left != 0), self.tx.payload.eq(reply[:8])]
+        reply_idle = Signal(init=1)
+        m.d.comb += [self.tx.valid.eq(~reply_idle), self.tx.payload.eq(reply[:8])]
         with m.If(self.tx.valid & self.tx.ready):
-            m.d.sync += [reply.eq(reply >> 8), reply_left.eq(reply_left - 1)]
+            m.d.sync += [reply.eq(reply >> 8), reply_left.eq(reply_left - 1),
+                         reply_idle.eq(reply_left == 1)]
 
         def answer(text: bytes | None = None, value=None):
             """Queue a reply: constant ``text``, then ``value``'s bytes."""
             prefix = Const(int.from_bytes(text, "little"), 8 * len(text)) if text else Cat()
             parts = Cat(prefix, value) if value is not None else prefix
-            m.d.sync += [reply.eq(parts), reply_left.eq(len(parts) // 8)]
+            m.d.sync += [reply.eq(parts), reply_left.eq(len(parts) // 8), reply_idle.eq(0)]
 
         # `pyref.isa.Descriptor.contiguous` in one loop: the count fits its 16 bits.
         descriptor = {"base": base, "words": count, "lanes": 0, "count0": count, "stride0": 1,
@@ -91,13 +97,14 @@ class HostLink(wiring.Component):
 
         with m.FSM():
             with m.State("opcode"):
-                m.d.comb += self.rx.ready.eq(reply_left == 0)
+                m.d.comb += self.rx.ready.eq(reply_idle)
                 with m.If(self.rx.valid & self.rx.ready):
                     m.d.sync += opcode.eq(self.rx.payload)
                     with m.Switch(self.rx.payload):
                         for op, length in host_link.HEADERS.items():
                             with m.Case(op[0]):
-                                m.d.sync += header_left.eq(length)
+                                m.d.sync += [header_left.eq(length),
+                                             header_more.eq(length != 0)]
                                 m.next = "header"
                         with m.Default():
                             m.next = "unknown"
@@ -105,11 +112,12 @@ class HostLink(wiring.Component):
                 answer(host_link.UNKNOWN)
                 m.next = "opcode"
             with m.State("header"):
-                m.d.comb += self.rx.ready.eq(header_left != 0)
+                m.d.comb += self.rx.ready.eq(header_more)
                 with m.If(self.rx.valid & self.rx.ready):
                     m.d.sync += [header.eq(Cat(header[8:], self.rx.payload)),
-                                 header_left.eq(header_left - 1)]
-                with m.If(header_left == 0):
+                                 header_left.eq(header_left - 1),
+                                 header_more.eq(header_left != 1)]
+                with m.If(~header_more):
                     with m.Switch(opcode):
                         with m.Case(host_link.IDENTIFY[0]):
                             with m.If(self.memory_ready):
@@ -124,17 +132,18 @@ class HostLink(wiring.Component):
             with m.State("write_desc"):
                 m.d.comb += self.write_desc.valid.eq(1)
                 with m.If(self.write_desc.ready):
-                    m.d.sync += [words_left.eq(count), word_left.eq(word_bytes)]
+                    m.d.sync += [words_left.eq(count), word_left.eq(word_bytes),
+                                 word_more.eq(1)]
                     m.next = "write_words"
             with m.State("write_words"):
                 # A word gathers its bytes lowest first, then waits for the port.
-                m.d.comb += [self.rx.ready.eq(word_left != 0),
-                             self.write.valid.eq(word_left == 0)]
+                m.d.comb += [self.rx.ready.eq(word_more), self.write.valid.eq(~word_more)]
                 with m.If(self.rx.valid & self.rx.ready):
                     m.d.sync += [word.eq(Cat(word[8:], self.rx.payload)),
-                                 word_left.eq(word_left - 1)]
+                                 word_left.eq(word_left - 1), word_more.eq(word_left != 1)]
                 with m.If(self.write.valid & self.write.ready):
-                    m.d.sync += [words_left.eq(words_left - 1), word_left.eq(word_bytes)]
+                    m.d.sync += [words_left.eq(words_left - 1), word_left.eq(word_bytes),
+                                 word_more.eq(1)]
                     with m.If(words_left == 1):
                         m.next = "write_drain"
             with m.State("write_drain"):
@@ -150,7 +159,7 @@ class HostLink(wiring.Component):
                     m.next = "read_words"
             with m.State("read_words"):
                 # A word read waits in `word`, then goes out from a state of its own.
-                m.d.comb += self.read.ready.eq(reply_left == 0)
+                m.d.comb += self.read.ready.eq(reply_idle)
                 with m.If(self.read.valid & self.read.ready):
                     m.d.sync += [word.eq(self.read.payload), words_left.eq(words_left - 1)]
                     m.next = "read_reply"
