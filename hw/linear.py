@@ -99,10 +99,10 @@ class LinearUnit(wiring.Component):
         _, from_stream, out_last = wrapping_count(m, 16, start, self.cmd.payload.out_chunks,
                                                   accept & token_last & last, "out_chunk")
         needs_bias = pass_start & first & job.bias
-        # The bias register is read at the sum stage: a new bias waits until every slot
+        # The bias register is read at its stage: a new bias waits until every slot
         # that started from the old one has passed it. Whether it has is a register beside
         # the age, so the handshake sees a flip-flop, not a compare.
-        bias_age = Signal(range(datapath.sum_stage + 1), init=datapath.sum_stage)
+        bias_age = Signal(range(datapath.bias_stage + 1), init=datapath.bias_stage)
         bias_free = Signal(init=1)
         slot = results.i
         m.d.comb += accept.eq(slot.valid & slot.ready)
@@ -123,17 +123,17 @@ class LinearUnit(wiring.Component):
         ]
         # A bias beat lands a cycle after its handshake, each output's part on its own copy
         # of the enable: the handshake settles late, and its enable reached every bias bit.
-        # The first slot that adds the bias reaches the sum stage long after.
+        # The first slot that adds the bias reaches the bias stage long after.
         arrived = delayed(m, self.bias.payload, 1, "bias_arrived", reset_less=True)
         takes = kept_copies(m, self.bias.ready, len(arrived), "bias_taken")
         for lane, taken in enumerate(takes):
             with m.If(taken):
                 m.d.sync += datapath.bias[lane].eq(arrived[lane])
         with m.If(accept & first):
-            m.d.sync += [bias_age.eq(1), bias_free.eq(datapath.sum_stage == 1)]
+            m.d.sync += [bias_age.eq(1), bias_free.eq(datapath.bias_stage == 1)]
         with m.Elif(~bias_free):
             m.d.sync += [bias_age.eq(bias_age + 1),
-                         bias_free.eq(bias_age + 1 == datapath.sum_stage)]
+                         bias_free.eq(bias_age + 1 == datapath.bias_stage)]
 
         with m.If(accept):
             m.d.sync += addr.eq(addr + 1)

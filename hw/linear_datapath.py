@@ -1,6 +1,6 @@
 """The linear unit's datapath: activation buffer, MAC tile, partial sums, requantisers."""
 
-from amaranth.hdl import Cat, Module, Mux
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -34,8 +34,8 @@ class LinearDatapath(wiring.Component):
     Stage 0 writes a streamed chunk into the activation buffer or reads a stored one (the
     buffer registers both on the way in, and the read data at the block RAM's output);
     stage 3 feeds it to the `MacArray`, which reads ``tile`` at stage 4; at stage
-    `sum_stage` the tile's dot products join the token's partial sums. ``bias`` is read at
-    `sum_stage`.
+    `sum_stage` the tile's dot products join the token's partial sums. ``bias`` is read a
+    cycle before, at `bias_stage`.
 
     Parameters
     ----------
@@ -64,6 +64,8 @@ class LinearDatapath(wiring.Component):
         self.mac = MacArray(tile_out, tile_in)
         self.lanes = RequantLanes(tile_out)
         self.sum_stage = self.tile_delay + self.mac.latency
+        #: The stage that reads ``bias``: a slot's bias must stay until it has passed.
+        self.bias_stage = self.sum_stage - 1
         self.latency = self.sum_stage + self.lanes.latency
         # A chunk is read back in a later pass, never in the cycle it is written.
         self.acts = ColumnMemory(shape=data.ArrayLayout(ACT.shape(), tile_in),
@@ -112,14 +114,16 @@ class LinearDatapath(wiring.Component):
         ahead = delayed(m, slot.control, self.sum_stage - 2, "ahead")
         at_sum = delayed(m, ahead, 2, "at_sum")
         m.d.comb += read.addr.eq(ahead.token)
-        stored = delayed(m, read.data, 1, "stored", reset_less=True)
-        # Each output's choice of its start has its own copy of first and bias: one pair
-        # of nets to every bit of every sum crowded the routing around the multipliers.
-        before_sum = delayed(m, ahead, 1, "before_sum")
-        starts = kept_copies(m, Cat(before_sum.first, before_sum.bias), len(self.bias),
-                             "starts")
-        total = [mac.o.payload[k] + Mux(start[0], Mux(start[1], self.bias[k], 0), stored[k])
-                 for k, start in enumerate(starts)]
+        # Each output's start (the bias, zero or the stored sums) is chosen a cycle early
+        # into a register, so only the adder stands between the MAC tile and the write.
+        # Each choice has its own copy of first and bias: one pair of nets to every bit of
+        # every sum crowded the routing around the multipliers.
+        starts = kept_copies(m, Cat(ahead.first, ahead.bias), len(self.bias), "starts")
+        addends = [Signal(ACC.shape(), name=f"addend{k}", reset_less=True)
+                   for k in range(len(self.bias))]
+        for k, (start, addend) in enumerate(zip(starts, addends, strict=True)):
+            m.d.sync += addend.eq(Mux(start[0], Mux(start[1], self.bias[k], 0), read.data[k]))
+        total = [mac.o.payload[k] + addend for k, addend in enumerate(addends)]
         m.d.comb += [
             write.en.eq(mac.o.valid), write.addr.eq(at_sum.token),
             *[write.data[k].eq(t) for k, t in enumerate(total)],
