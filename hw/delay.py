@@ -1,7 +1,7 @@
 """Delay lines for the fields that travel beside a lock-step pipeline, register copies that
 cut a signal's fanout, and counters' flags kept as registers."""
 
-from amaranth.hdl import Cat, Module, Signal, Value
+from amaranth.hdl import Cat, Module, Mux, Signal, Value
 
 #: Register attribute: synthesis keeps each such register, though others hold the same value
 #: (`scripts.bitstream` marks them ``keep``, so yosys does not merge the copies back).
@@ -68,13 +68,18 @@ def short_of(m: Module, count: Signal, limit: int, toward, away, name: str) -> S
     return flag
 
 
-def wrapping_count(m: Module, shape, start, limit, step, name: str):
+def wrapping_count(m: Module, shape, start, limit, step, name: str, late: bool = False):
     """A counter that goes 0, 1, ... ``limit`` - 1 and back to 0, one ``step`` at a time,
     with ``counter == 0`` and ``counter == limit - 1`` kept as registers.
 
     ``start`` (before ``step``) restarts it from 0 for ``limit``, the value the limit takes
     in that cycle; both are registered then, so what the first or last value decides (a
     row's end flag, say) starts at a flip-flop, not at a subtractor and a compare.
+
+    With ``late``, the count itself (not its flags) steps a cycle after ``step``, from a
+    register of that step: a decision that steps the counter then reaches only the two
+    flags, wherever the count and its limit sit. Steps must then be two cycles apart or
+    more.
 
     Returns
     -------
@@ -85,13 +90,23 @@ def wrapping_count(m: Module, shape, start, limit, step, name: str):
     at_last = Signal(name=f"{name}_last")
     before_last = Signal(shape, name=f"{name}_before_last")  # limit - 2
     single = Signal(name=f"{name}_single")  # limit == 1
+    if late:
+        # Neither register has an enable: both copy their input in every cycle.
+        counted = delayed(m, step, 1, f"{name}_counted")
+        wraps = delayed(m, at_last, 1, f"{name}_wraps")  # the counted step was at the last
+    else:
+        counted, wraps = step, at_last
     with m.If(start):
-        m.d.sync += [counter.eq(0), at_first.eq(1), before_last.eq(limit - 2),
-                     single.eq(limit == 1), at_last.eq(limit == 1)]
+        m.d.sync += [at_first.eq(1), before_last.eq(limit - 2), single.eq(limit == 1),
+                     at_last.eq(limit == 1)]
     with m.Elif(step):
         m.d.sync += at_first.eq(at_last)
         with m.If(at_last):
-            m.d.sync += [counter.eq(0), at_last.eq(single)]
+            m.d.sync += at_last.eq(single)
         with m.Else():
-            m.d.sync += [counter.eq(counter + 1), at_last.eq(counter == before_last)]
+            m.d.sync += at_last.eq(counter == before_last)
+    with m.If(start):
+        m.d.sync += counter.eq(0)
+    with m.Elif(counted):
+        m.d.sync += counter.eq(Mux(wraps, 0, counter + 1))
     return counter, at_first, at_last

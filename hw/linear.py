@@ -90,14 +90,18 @@ class LinearUnit(wiring.Component):
             m.d.sync += [job.eq(self.cmd.payload), busy.eq(1), addr.eq(0)]
         # The loop counters, each with registered flags for its first and last value, so
         # the handshake below only combines registers (it reaches far across the unit).
+        # The chunk loops step once a pass, and a pass claims a tile, at most every other
+        # cycle (`WeightTiles`): their counts step a cycle late, so the handshake reaches
+        # only their flags.
         accept = Signal()
         token, pass_start, token_last = wrapping_count(
             m, range(self.hw.max_tokens), start, self.cmd.payload.tokens, accept, "token")
         _, first, last = wrapping_count(m, range(self.max_chunks), start,
                                         self.cmd.payload.in_chunks, accept & token_last,
-                                        "in_chunk")
+                                        "in_chunk", late=True)
         _, from_stream, out_last = wrapping_count(m, 16, start, self.cmd.payload.out_chunks,
-                                                  accept & token_last & last, "out_chunk")
+                                                  accept & token_last & last, "out_chunk",
+                                                  late=True)
         needs_bias = pass_start & first & job.bias
         # The bias register is read at its stage: a new bias waits until every slot
         # that started from the old one has passed it. Whether it has is a register beside
