@@ -54,14 +54,14 @@ class WeightTiles(wiring.Component):
                  for k in range(early_rows)]
         row = Signal(range(self.rows))
         full, claimed = Signal(), Signal()
-        # Each row of the tile changes on its own copy of the take: one enable net to every
-        # weight register crowded the routing around the multipliers.
+        # Each row of the tile changes on its own copy of the take, and the next tile's
+        # registers follow another: one enable net to every weight register crowded the
+        # routing around the multipliers.
         if self.delay:
-            takes = kept_copies(m, delayed(m, self.claim, self.delay - 1, "take"), self.rows,
-                                "take")
+            *takes, take = kept_copies(m, delayed(m, self.claim, self.delay - 1, "take"),
+                                       self.rows + 1, "take")
         else:
-            takes = [self.claim] * self.rows
-        take = takes[0]
+            *takes, take = [self.claim] * (self.rows + 1)
 
         # A row may arrive in the very cycle of the change (the change reads the old
         # rows), or while the change is pending, into `early`.
