@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In
 from hw.arith import limb_product
 from hw.attention_softmax import factors_layout
 from hw.column_memory import ColumnMemory
-from hw.delay import delayed, feed_apart
+from hw.delay import delayed, feed_apart, kept_copies
 from hw.kernels import kernel_pipe
 from hw.softmax_state import EXPONENT, MANTISSA
 from hw.xls_pipe import lockstep
@@ -119,7 +119,11 @@ class AttentionOutput(wiring.Component):
         b2_valid = delayed(m, b1_valid, 1, "b2_valid")
         late = delayed(m, b1, self.loop_latency, "late")
         late_valid = delayed(m, b1_valid, self.loop_latency, "late_valid")
-        late_chunk = delayed(m, b1_chunk, self.loop_latency, "late_chunk")
+        # Each lane's row memory has its own copies of the chunk it reads and writes: the
+        # lanes sit apart, by their multipliers.
+        read_chunks = kept_copies(m, now_chunk, self.lanes, "read_chunk")
+        write_chunks = kept_copies(m, delayed(m, b1_chunk, self.loop_latency - 1, "late_chunk"),
+                                   self.lanes, "write_chunk")
         v_held = delayed(m, load.data, 1, "v_held", reset_less=True)
         v_b3 = delayed(m, v_held, 1, "v_b3", reset_less=True)
         late_v = delayed(m, v_b3, self.loop_latency - 2, "late_v", reset_less=True)
@@ -141,7 +145,7 @@ class AttentionOutput(wiring.Component):
             m.submodules[f"row{j}"] = row
             write = row.write_port()
             read = row.read_port(transparent_for=(write,))
-            m.d.comb += read.addr.eq(b1_chunk)
+            m.d.comb += read.addr.eq(read_chunks[j])
             lane_chunk = read.data
             leaving.append(lane_chunk)
             old = delayed(m, lane_chunk, self.loop_latency - 1, f"old{j}", reset_less=True)
@@ -155,7 +159,7 @@ class AttentionOutput(wiring.Component):
                                Mux(late.rises[j], (rescaled + one_v_rounded[w]) >> PROB.frac,
                                    old[w] + term)))
             m.d.comb += [write.en.eq(late_valid & late.flags.active[j]),
-                         write.addr.eq(late_chunk),
+                         write.addr.eq(write_chunks[j]),
                          *[write.data[w].eq(value) for w, value in enumerate(new)]]
 
         # The finished row of the finalised lane, divided by its total.
