@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hls import flow
@@ -102,7 +102,9 @@ class LayerNormUnit(wiring.Component):
         m = Module()
         m.submodules.stats = stats = self.stats
         m.submodules.replay = replay = self.replay
-        m.submodules.totals = totals = SyncFIFO(width=TOTAL.bits, depth=self.rows)
+        # A row's total is read from a register (the FIFO's head): it is written the stats'
+        # latency before its rsqrt, which starts the row, so the head's cycle costs none.
+        m.submodules.totals = totals = SyncFIFOBuffered(width=TOTAL.bits, depth=self.rows)
         m.submodules.rsqrts = rsqrts = SyncFIFO(width=MANTISSA.bits + EXPONENT.bits,
                                                 depth=self.rows)
 
