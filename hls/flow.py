@@ -45,7 +45,8 @@ def raw(bits: int, signed: bool = False) -> QFormat:
 
 @dataclass(frozen=True)
 class Kernel:
-    """One DSLX function compiled to a pipeline with a valid signal and no ready.
+    """One DSLX function compiled to a pipeline of plain registers: no valid, no enable
+    and no reset in it (`hw.xls_pipe.XlsPipe` carries the valid beside it).
 
     Parameters
     ----------
@@ -80,7 +81,7 @@ class Kernel:
 
     @property
     def latency(self) -> int:
-        """Cycles from ``i_valid`` to ``o_valid``: registers between the stages plus the
+        """Cycles from an input to its result: registers between the stages plus the
         input and output registers (`FLOP_IO`)."""
         return self.stages - 1 + 2 * FLOP_IO
 
@@ -93,8 +94,7 @@ class Kernel:
             "latency": self.latency,
             "inputs": {k: f.describe() for k, f in self.inputs.items()},
             "outputs": {k: f.describe() for k, f in self.outputs.items()},
-            "ports": {"clock": "clk", "reset": "rst", "valid_in": "i_valid",
-                      "valid_out": "o_valid", "result": "out (tuples: first element in the "
+            "ports": {"clock": "clk", "result": "out (tuples: first element in the "
                       "most significant bits)"},
         }
 
@@ -293,12 +293,14 @@ def _verilog(kernel: Kernel) -> str:
     if name in COMPOSED:
         raise HlsError(f"{name} is built from {pipelines(name)}, not compiled itself")
     package, _ = _function(name)
+    # No valid signal: with one, XLS loads each stage's registers only while that stage's
+    # valid is set, an enable net to every register of the stage and to its multipliers'
+    # input registers, which the placer then carries across the chip.
     try:
         result = package.schedule_and_codegen(
             generator="pipeline", delay_model=DELAY_MODEL, clock_period_ps=kernel.ops_per_stage,
-            module_name=kernel.name, reset="rst", reset_active_low=False,
-            input_valid_signal="i_valid", output_valid_signal="o_valid", top=_top(kernel),
-            flop_inputs=FLOP_IO, flop_outputs=FLOP_IO,
+            module_name=kernel.name, top=_top(kernel), flop_inputs=FLOP_IO,
+            flop_outputs=FLOP_IO,
         )
     except Exception as e:
         raise HlsError(f"XLS could not schedule {name}: {e}") from None

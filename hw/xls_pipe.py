@@ -1,8 +1,10 @@
 """An XLS pipeline as a lock-step component: a valid signal and no ready."""
 
-from amaranth.hdl import ClockSignal, Instance, Module, ResetSignal
+from amaranth.hdl import ClockSignal, Instance, Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from hw.delay import delayed
 
 
 def payload(fields: dict):
@@ -22,13 +24,15 @@ def lockstep(in_shape, out_shape) -> wiring.Signature:
 class XlsPipe(wiring.Component):
     """The Verilog pipeline of one XLS function, with ``lib.stream`` ports and no stalls.
 
+    The pipeline's registers load in every cycle; the valid flag travels beside them in
+    registers of its own, so ``o.payload`` holds a result only while ``o.valid``.
+
     Parameters
     ----------
     module : str
-        Verilog module made by the XLS codegen (ports ``clk, rst, i_valid, <inputs>,
-        o_valid, out``).
+        Verilog module made by the XLS codegen (ports ``clk, <inputs>, out``).
     latency : int
-        Cycles from ``i_valid`` to ``o_valid``.
+        Cycles from an input to its result.
     inputs : dict of str to Shape
         The module's data inputs in order; with more than one, ``i.payload`` is a struct.
     outputs : dict of str to Shape
@@ -54,9 +58,7 @@ class XlsPipe(wiring.Component):
             args = {f"i_{next(iter(self.inputs))}": self.i.payload}
         else:
             args = {f"i_{name}": self.i.payload[name] for name in self.inputs}
-        m.submodules.kernel = Instance(
-            self.module,
-            i_clk=ClockSignal(), i_rst=ResetSignal(), i_i_valid=self.i.valid,
-            o_o_valid=self.o.valid, o_out=self.o.payload, **args,
-        )
+        m.submodules.kernel = Instance(self.module, i_clk=ClockSignal(),
+                                       o_out=self.o.payload, **args)
+        m.d.comb += self.o.valid.eq(delayed(m, self.i.valid, self.latency, "valid"))
         return m
