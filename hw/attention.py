@@ -237,16 +237,20 @@ class AttentionUnit(wiring.Component):
         # A beat taken from the FIFO counts a cycle late, from a register: the FIFO and its
         # taker may sit far from this counter, and the count only errs on the safe side.
         taken = delayed(m, self.o.valid & self.o.ready, 1, "taken")
-        promise = Mux(issue & first_chunk & finalize, job.chunks, 0)
+        # A finished row's promise counts a cycle late too, from a register, so the issue
+        # decision reaches no adder: promises come at steps' first chunks, two cycles apart
+        # or more (a step of one chunk is min_step_cycles long), so the next credit check
+        # sees it.
+        promise = Mux(delayed(m, issue & first_chunk & finalize, 1, "promising"), job.chunks, 0)
         m.d.sync += [promised.eq(promised + promise - taken), spare.eq(spare - promise + taken)]
         with m.If(self.cmd.valid & self.cmd.ready):
             with m.If(bad):
                 m.d.sync += self.error.eq(1)
             with m.Else():
-                # A command is taken only when nothing issues: nothing is promised.
+                # A command is taken only when nothing issues; a promise may still count.
                 chunks = self.cmd.payload.chunks
                 m.d.sync += [last_index.eq(chunks - 1),
-                             spare.eq(self.fifo_depth - chunks - promised + taken),
+                             spare.eq(self.fifo_depth - chunks - promised - promise + taken),
                              job_gap.eq(Mux(chunks > self.min_step_cycles, chunks,
                                             self.min_step_cycles))]
                 m.d.sync += [job.eq(self.cmd.payload), busy.eq(1), base.eq(0), key.eq(0),

@@ -158,10 +158,13 @@ class HostLink(wiring.Component):
                     m.d.sync += words_left.eq(count)
                     m.next = "read_words"
             with m.State("read_words"):
-                # A word read waits in `word`, then goes out from a state of its own.
+                # A word read waits in `word`, then goes out from a state of its own. `word`
+                # takes the port's payload in every cycle of the state, so its enable is
+                # the state's; the cycle the word is taken leaves it holding it.
                 m.d.comb += self.read.ready.eq(reply_idle)
+                m.d.sync += word.eq(self.read.payload)
                 with m.If(self.read.valid & self.read.ready):
-                    m.d.sync += [word.eq(self.read.payload), words_left.eq(words_left - 1)]
+                    m.d.sync += words_left.eq(words_left - 1)
                     m.next = "read_reply"
             with m.State("read_reply"):
                 answer(value=word)
