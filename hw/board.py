@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from hw.delay import delayed
 from hw.host_link import HostLink
+from hw.skid_buffer import SkidBuffer
 from hw.top import Accelerator
 from hw.uart_rx import UartRx
 from hw.uart_tx import UartTx
@@ -56,11 +57,14 @@ class Board(wiring.Component):
         m.submodules.uart_rx, m.submodules.uart_tx = self.uart_rx, self.uart_tx
         m.d.comb += [self.uart_rx.rx.eq(self.rx), self.tx.eq(self.uart_tx.tx)]
         # Bytes wait here while the link waits for the memory (a refresh, the arbiter):
-        # the serial line has no flow control. Its output is a register, so the link's
-        # state logic starts at flip-flops, not at a LUT memory's read.
+        # the serial line has no flow control. A skid buffer hands them on, so the link's
+        # state logic starts at flip-flops, and its decision to take a byte reaches only
+        # the skid's flags, not the queue's level.
         m.submodules.rx_fifo = fifo = SyncFIFOBuffered(width=8, depth=RX_FIFO_DEPTH)
+        m.submodules.rx_skid = skid = SkidBuffer(8)
         wiring.connect(m, self.uart_rx.o, fifo.w_stream)
-        wiring.connect(m, fifo.r_stream, link.rx)
+        wiring.connect(m, fifo.r_stream, skid.i)
+        wiring.connect(m, skid.o, link.rx)
         wiring.connect(m, link.tx, self.uart_tx.i)
         for link_port, acc_port in (("write_desc", "host_write_desc"), ("write", "host_write"),
                                     ("read_desc", "host_read_desc"), ("start", "start")):

@@ -11,11 +11,6 @@ from hw.port_writer import write_layout
 from hw.stream_link import StreamLink
 
 
-def _lowest(bits):
-    """The lowest set bit of ``bits``, one-hot (zero when none is set)."""
-    return (bits & (~bits + 1))[:len(bits)]
-
-
 def _pick(grant, values):
     """The one of ``values`` that one-hot ``grant`` selects (zero when none), as a balanced
     OR tree: a chain of ORs over every client would be as deep as there are clients."""
@@ -32,7 +27,8 @@ def _round_robin(m: Module, asking, ready, name: str):
 
     The grant is a register, chosen among the clients asking the cycle before: the
     lowest above the last one chosen, else the lowest (one carry chain over the asking
-    clients twice, those above first, not a priority mux chain). It is held until used
+    clients twice, those above first, not a priority mux chain; the same chain gives
+    the clients above the new choice). It is held until used
     (its client asking and ``ready``), so no client is passed over. The grant's logic
     ends at a register, and what it feeds (the pops, the payload's select) starts at one.
 
@@ -45,13 +41,19 @@ def _round_robin(m: Module, asking, ready, name: str):
     above = Signal(n, name=f"{name}_above")  # those after the last one chosen
     chosen = Signal(n, name=f"{name}_chosen")
     live = chosen & asking
-    twice = _lowest(Cat(asking & above, asking))
+    # For the lowest set bit of `both`, `both & negated` is that bit alone and
+    # `both ^ negated` every bit above it.
+    both = Cat(asking & above, asking)
+    negated = (~both + 1)[:2 * n]
+    lowest, higher = both & negated, both ^ negated
     following = Signal(n, name=f"{name}_next")
-    m.d.comb += following.eq(twice[:n] | twice[n:])
+    m.d.comb += following.eq(lowest[:n] | lowest[n:])
     with m.If(~live.any() | ready):
         m.d.sync += chosen.eq(following)
         with m.If(following.any()):
-            m.d.sync += above.eq(~((following << 1) - 1)[:n])
+            # A choice among the clients above the last has its higher ones in the lower
+            # half; the lowest of all, in the upper half.
+            m.d.sync += above.eq(Mux((asking & above).any(), higher[:n], higher[n:]))
     return chosen, live
 
 

@@ -72,20 +72,27 @@ class WeightTiles(wiring.Component):
             m.d.sync += claimed.eq(1)
         with m.If(take):
             m.d.sync += [full.eq(0), claimed.eq(0)]
-            for k, early_row in enumerate(early):
-                with m.If(k < row):
-                    m.d.sync += following[k].eq(early_row)
         for row_take, tile_row, following_row in zip(takes, self.tile, following, strict=True):
             with m.If(row_take):
                 m.d.sync += tile_row.eq(following_row)
+        # The register for row `row` takes the payload in every cycle it may (it holds no
+        # row yet, or the change reads it now), valid or not: the row counter moves on only
+        # when a row comes, so the register keeps that one. Their enables are then
+        # registers' (row, full, pending), not the stream's handshake.
+        with m.If(pending):
+            for k, early_row in enumerate(early):
+                with m.If(row == k):
+                    m.d.sync += early_row.eq(self.w.payload)
+        with m.Elif(~full | take):
+            for k, following_row in enumerate(following):
+                with m.If(row == k):
+                    m.d.sync += following_row.eq(self.w.payload)
+        with m.If(take):
+            for k, early_row in enumerate(early):
+                with m.If(k < row):
+                    m.d.sync += following[k].eq(early_row)
         with m.If(self.w.valid & self.w.ready):
             m.d.sync += row.eq(row + 1)
-            with m.If(pending):
-                for k, early_row in enumerate(early):
-                    with m.If(row == k):
-                        m.d.sync += early_row.eq(self.w.payload)
-            with m.Else():
-                m.d.sync += following[row].eq(self.w.payload)
             with m.If(row == self.rows - 1):
                 m.d.sync += [full.eq(1), row.eq(0)]
         return m
