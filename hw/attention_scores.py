@@ -4,7 +4,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
-from hw.delay import delayed
+from hw.delay import delayed, kept_copies
 from hw.mac_array import MacArray
 from hw.requant_lanes import RequantLanes
 from hw.xls_pipe import lockstep
@@ -70,10 +70,12 @@ class AttentionScores(wiring.Component):
             m.d.comb += [store.en[j].eq(self.i.valid & i.starts & (i.start_lane == j)),
                          store.data[j].eq(i.q)]
         # The MAC array reads its tile a cycle after the key chunk: the stored chunks by then.
-        arriving = delayed(m, i.q, 1, "arriving")
-        starter = delayed(m, Mux(i.starts, i.start_lane, self.lanes), 1, "starter")
-        for j in range(self.lanes):
-            m.d.comb += mac.tile[j].eq(Mux(starter == j, arriving, load.data[j]))
+        # Each lane has its own copy of the arriving query and its own flag for whether it
+        # starts with it: the lanes' multipliers sit apart.
+        arrivals = kept_copies(m, i.q, self.lanes, "arriving")
+        for j, arriving in enumerate(arrivals):
+            starts = delayed(m, i.starts & (i.start_lane == j), 1, f"starts{j}")
+            m.d.comb += mac.tile[j].eq(Mux(starts, arriving, load.data[j]))
 
         # Per lane, the sum over the step's chunks.
         position = Signal(data.StructLayout({"chunk": i.chunk.shape(), "last": 1,

@@ -32,6 +32,10 @@ from pyref.sdram import Sdram
 #: Beats a descriptor crosses the chip in: descriptors are few (a handful per layer and
 #: port), and their links are the widest, so each carries a quarter of the wires.
 DESCRIPTOR_BEATS = 4
+#: Registers on a descriptor link's way: the controller's one descriptor register feeds
+#: every port's link, and with one register the placer set a link's beat selection and
+#: register by its far queue, 25 rows from the controller.
+DESCRIPTOR_STAGES = 2
 
 #: Registers each way on the host's links (see `Accelerator.elaborate`).
 HOST_LINK_STAGES = 2
@@ -194,8 +198,8 @@ class Accelerator(wiring.Component):
                          source.ready.eq(sink.ready)]
             m.submodules[label] = engine
             m.submodules[f"{label}_queue"] = queue = StreamLink(
-                port_descriptor_layout(address_bits), depth=isa.QUEUE_DEPTH * DESCRIPTOR_BEATS,
-                beats=DESCRIPTOR_BEATS)
+                port_descriptor_layout(address_bits), DESCRIPTOR_STAGES,
+                depth=isa.QUEUE_DEPTH * DESCRIPTOR_BEATS, beats=DESCRIPTOR_BEATS)
             wiring.connect(m, controller.desc[index], queue.i)
             wiring.connect(m, queue.o, engine.desc)
             # A port is idle once the arbiter's root has granted its requests: the memory
