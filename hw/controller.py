@@ -136,6 +136,7 @@ class Controller(wiring.Component):
         # (and its loops' enables behind it) start at flip-flops, not at the FSM's state
         # decode; ``pc`` is set in the same cycle.
         fetch_valid = Signal()
+        entry = Signal(32, reset_less=True)  # the task's first instruction
         fetching_table = Signal()
         fetch_desc = {"base": pc & ~fetching_table.replicate(len(pc)), "words": self.per,
                       "lanes": 0, "count0": self.per, "stride0": 1,
@@ -178,9 +179,14 @@ class Controller(wiring.Component):
                 with m.If(self.fetch_desc.ready):
                     m.next = "table_wait"
             with m.State("table_wait"):
+                # The task's entry goes through a register of its own on its way to pc:
+                # the fetch's words and the task's select sit apart from pc's logic.
+                m.d.sync += entry.eq(self.fetch.payload.word_select(task, 32))
                 with m.If(self.fetch.valid):
-                    m.d.sync += pc.eq(self.fetch.payload.word_select(task, 32))
-                    fetch_next()
+                    m.next = "table_entry"
+            with m.State("table_entry"):
+                m.d.sync += pc.eq(entry)
+                fetch_next()
             with m.State("fetch"):
                 with m.If(self.fetch_desc.ready):
                     m.next = "decode"

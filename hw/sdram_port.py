@@ -188,9 +188,11 @@ class SdramPort(wiring.Component):
                     m.d.sync += beat.eq(0)
                     m.next = "read data"
             with m.State("read data"):
+                # The word shifts the pins in every cycle of the state (its enable is the
+                # state's): the burst's beats, the last to come, fill all of it.
+                m.d.sync += word.eq(Cat(word[s.data_bits:], pins.dq_i))
                 with m.If(waited):
-                    m.d.sync += [word.eq(Cat(word[s.data_bits:], pins.dq_i)),
-                                 beat.eq(beat + 1)]
+                    m.d.sync += beat.eq(beat + 1)
                     with m.If(beat == burst - 1):
                         m.next = "read done"
             with m.State("read done"):
@@ -205,6 +207,9 @@ class SdramPort(wiring.Component):
                                  word.eq(word >> s.data_bits), beat.eq(1)]
                     m.next = "write data"
             with m.State("write data"):
+                # The word shifts in every cycle of the state, as in "read data": after the
+                # last beat nothing reads it.
+                m.d.sync += word.eq(word >> s.data_bits)
                 with m.If(beat == burst):
                     # The chip's write recovery and the auto-precharge after the last beat.
                     wait_for(s.t_wr + s.t_rp)
@@ -212,5 +217,5 @@ class SdramPort(wiring.Component):
                     m.next = "idle"
                 with m.Else():
                     m.d.sync += [pins.dq_o.eq(word[:s.data_bits]), pins.dq_oe.eq(1),
-                                 word.eq(word >> s.data_bits), beat.eq(beat + 1)]
+                                 beat.eq(beat + 1)]
         return m
