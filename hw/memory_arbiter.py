@@ -50,7 +50,7 @@ def _round_robin(m: Module, asking, ready, name: str):
     m.d.comb += following.eq(lowest[:n] | lowest[n:])
     with m.If(~live.any() | ready):
         m.d.sync += chosen.eq(following)
-        with m.If(following.any()):
+        with m.If(asking.any()):  # as following.any(), without the carry chain
             # A choice among the clients above the last has its higher ones in the lower
             # half; the lowest of all, in the upper half.
             m.d.sync += above.eq(Mux((asking & above).any(), higher[:n], higher[n:]))

@@ -109,6 +109,9 @@ class SdramPort(wiring.Component):
         beat = Signal(range(burst + 1))
         word = Signal(self.width)
         init_refreshes = Signal(range(INIT.count("refresh") + 1))
+        # The word shifts the same way for a read and a write, the pins' beat in at the
+        # top: a write sends from the bottom and never reaches what came in.
+        shifted = Cat(word[s.data_bits:], pins.dq_i)
 
         def done_word():
             m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
@@ -190,7 +193,7 @@ class SdramPort(wiring.Component):
             with m.State("read data"):
                 # The word shifts the pins in every cycle of the state (its enable is the
                 # state's): the burst's beats, the last to come, fill all of it.
-                m.d.sync += word.eq(Cat(word[s.data_bits:], pins.dq_i))
+                m.d.sync += word.eq(shifted)
                 with m.If(waited):
                     m.d.sync += beat.eq(beat + 1)
                     with m.If(beat == burst - 1):
@@ -204,12 +207,12 @@ class SdramPort(wiring.Component):
                 with m.If(waited):
                     command("write", bank, column | with_precharge)
                     m.d.sync += [pins.dq_o.eq(word[:s.data_bits]), pins.dq_oe.eq(1),
-                                 word.eq(word >> s.data_bits), beat.eq(1)]
+                                 word.eq(shifted), beat.eq(1)]
                     m.next = "write data"
             with m.State("write data"):
                 # The word shifts in every cycle of the state, as in "read data": after the
                 # last beat nothing reads it.
-                m.d.sync += word.eq(word >> s.data_bits)
+                m.d.sync += word.eq(shifted)
                 with m.If(beat == burst):
                     # The chip's write recovery and the auto-precharge after the last beat.
                     wait_for(s.t_wr + s.t_rp)
