@@ -136,7 +136,7 @@ class Controller(wiring.Component):
         # (and its loops' enables behind it) start at flip-flops, not at the FSM's state
         # decode; ``pc`` is set in the same cycle.
         fetch_valid = Signal()
-        entry = Signal(32, reset_less=True)  # the task's first instruction
+        entry = Signal(32, reset_less=True)  # the address of the task's program
         fetching_table = Signal()
         fetch_desc = {"base": pc & ~fetching_table.replicate(len(pc)), "words": self.per,
                       "lanes": 0, "count0": self.per, "stride0": 1,
