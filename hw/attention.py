@@ -2,7 +2,7 @@
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from hw.attention_output import AttentionOutput, burst_layout
@@ -113,13 +113,16 @@ class AttentionUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a step's last chunk to the first chunk of the row it finishes."""
-        return self.pipe.latency + 2
+        return self.pipe.latency + 3
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.pipe = pipe = self.pipe
-        m.submodules.results = results = SyncFIFO(width=ACT.bits * self.width,
-                                                  depth=self.fifo_depth)
+        # Buffered: the block RAM's own read register is the FIFO's head. Behind a plain
+        # SyncFIFO's combinational read, yosys moved the taker's register into the block
+        # RAM, and the RAM's slow output then crossed the chip in one cycle.
+        m.submodules.results = results = SyncFIFOBuffered(width=ACT.bits * self.width,
+                                                          depth=self.fifo_depth)
         m.d.comb += [results.w_en.eq(pipe.o.valid), results.w_data.eq(pipe.o.payload),
                      self.o.valid.eq(results.r_rdy), self.o.payload.eq(results.r_data),
                      results.r_en.eq(self.o.ready)]

@@ -82,8 +82,10 @@ class ExpertCombine(wiring.Component):
         wiring.connect(m, readout.o, wiring.flipped(self.o))
         store_entry = self.entries.write_port()
         # Not transparent: the queue's entries are written at least `gap` cycles before
-        # the first is read, and its block RAM output goes straight into a register.
-        entry = self.entries.read_port()
+        # the first is read. Two reads each cycle, at the current entry and at the one
+        # after it, both addressed from registers: whether a y beat is taken picks
+        # between them a cycle later instead of steering an address into the memory.
+        entry_here, entry_next = self.entries.read_port(), self.entries.read_port()
         store = self.sums.write_port()
         load = self.sums.read_port()
 
@@ -92,8 +94,8 @@ class ExpertCombine(wiring.Component):
         final = Signal()  # the current expert is the layer's last
         index = Signal(range(self.max_tokens))  # the entry of the current y beat
         # Beside `index`, in registers: the entry after it, the expert's last entry, and
-        # whether `index` is that one. The next entry's address into the LUT-RAM queue is
-        # then a multiplexer of registers, with no adder or compare in front of it.
+        # whether `index` is that one. The next entry's address is then a multiplexer of
+        # registers, with no adder or compare in front of it.
         index_next = Signal(range(self.max_tokens + 1), init=1)
         last_index = Signal.like(index)
         ends = Signal()
@@ -105,7 +107,7 @@ class ExpertCombine(wiring.Component):
         clearing, cleared = Signal(), Signal.like(store.addr)  # a chunk sent, to clear
 
         # A y beat goes through six stages: its entry (read ahead) and the beat are
-        # registered (the entry in the block RAM's output register); the sum's address is
+        # registered (the entry out of the queue's read registers); the sum's address is
         # the entry's row plus the chunk; the sum is read and the score times the beat
         # registered; the sum leaves the block RAM (its output register); it is registered
         # again in the fabric (the block RAM's output is slow and far); the new sum is
@@ -116,7 +118,9 @@ class ExpertCombine(wiring.Component):
         entry_now = Signal(self.entries.shape, reset_less=True)
         entry_chunk = Signal.like(chunk, reset_less=True)
         entry_beat = Signal.like(self.y.payload, reset_less=True)
-        m.d.sync += [took_entry.eq(0), clearing.eq(0), entry_now.eq(entry.data)]
+        # A beat taken in the last cycle moved `index` on to the next entry.
+        m.d.sync += [took_entry.eq(0), clearing.eq(0),
+                     entry_now.eq(Mux(took_entry, entry_next.data, entry_here.data))]
         took = Signal()
         addr = Signal.like(store.addr, reset_less=True)
         score = Signal(PROB.shape(), reset_less=True)
@@ -132,7 +136,8 @@ class ExpertCombine(wiring.Component):
         fetched = [delayed(m, load.data[k], 2, f"fetched{k}", reset_less=True)
                    for k in range(self.lanes)]
         m.d.comb += [rounding.sums[k].eq(f) for k, f in enumerate(fetched)]
-        m.d.comb += [load.addr.eq(addr), entry.addr.eq(index),
+        m.d.comb += [load.addr.eq(addr), entry_here.addr.eq(index),
+                     entry_next.addr.eq(Mux(ends, 0, index_next)),
                      store.en.eq(summed), store.addr.eq(summed_addr)]
         for k, product in enumerate(late_products):
             m.d.comb += store.data[k].eq(fetched[k] + product)
@@ -161,8 +166,7 @@ class ExpertCombine(wiring.Component):
                     m.next = "outputs"
             with m.State("outputs"):
                 take = self.y.valid & self.y.ready
-                m.d.comb += [self.y.ready.eq(1),
-                             entry.addr.eq(Mux(take, Mux(ends, 0, index_next), index))]
+                m.d.comb += self.y.ready.eq(1)
                 with m.If(take):
                     m.d.sync += [took_entry.eq(1), entry_chunk.eq(chunk),
                                  entry_beat.eq(self.y.payload),

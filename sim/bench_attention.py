@@ -97,16 +97,16 @@ class TB(StreamTB):
     def traffic(self, job: dict) -> dict:
         """Rows moved per key step, from the transfer log of the last run: the mean over the
         run, and the peak over the key steps (a step's window runs from its first key chunk
-        to the next step's)."""
+        to the next step's; a row counts in the window of its first chunk)."""
         chunks = job["chunks"]
         starts = self.beat_cycles["k"][::chunks]
         # The last step's window is as long as a step; the flush after it reads no keys.
         edges = np.append(starts, starts[-1] + max(chunks, self.info["min_step_cycles"]))
         out = {}
         for name in ("q", "k", "v", "o"):
-            cycles = np.asarray(self.beat_cycles[name])
-            per_step = np.histogram(cycles, bins=edges)[0] / chunks
-            out[name] = {"rows_per_step": round(len(cycles) / chunks / job["steps"], 4),
+            row_starts = np.asarray(self.beat_cycles[name][::chunks])
+            per_step = np.histogram(row_starts, bins=edges)[0]
+            out[name] = {"rows_per_step": round(len(row_starts) / job["steps"], 4),
                          "peak_rows_per_step": float(per_step.max())}
         out["bytes_per_step"] = round(sum(out[n]["rows_per_step"] for n in ("q", "k", "v", "o"))
                                       * chunks * self.width * 2, 2)
