@@ -11,7 +11,7 @@ from hw.attention_softmax import AttentionSoftmax, factors_layout, lane_flags
 from hw.attention_softmax import step_layout as scores_layout
 from hw.beside import Beside
 from hw.chain import Chain
-from hw.delay import delayed
+from hw.delay import delayed, kept_copies
 from pyref.config import ConfigError, HardwareConfig
 from pyref.formats import ACC, ACT, ATTN, PROB
 
@@ -239,7 +239,9 @@ class AttentionUnit(wiring.Component):
                 m.d.sync += [previous.eq(current), current.eq(upcoming)]
         # A beat taken from the FIFO counts a cycle late, from a register: the FIFO and its
         # taker may sit far from this counter, and the count only errs on the safe side.
-        taken = delayed(m, self.o.valid & self.o.ready, 1, "taken")
+        # A kept one: yosys merged a plain register with the taker's own copy of the same
+        # handshake, which sat by the taker.
+        [taken] = kept_copies(m, self.o.valid & self.o.ready, 1, "taken")
         # A finished row's promise counts a cycle late too, from a register, so the issue
         # decision reaches no adder: promises come at steps' first chunks, two cycles apart
         # or more (a step of one chunk is min_step_cycles long), so the next credit check

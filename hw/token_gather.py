@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from hw.arith import times_constant
 from hw.column_memory import ColumnMemory
 from hw.credit_stream import CreditStream
+from hw.delay import wrapping_count
 from hw.memory_read import MemoryRead
 from pyref.formats import ACT
 
@@ -62,34 +63,35 @@ class TokenGather(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.read = read = self.read
-        job = Signal(self.cmd.payload.shape())
-        chunk = Signal(range(self.max_chunks))
-        token = Signal(range(self.max_tokens))
         m.d.comb += [self.o.valid.eq(read.o.valid), self.o.payload.eq(read.o.payload.x),
                      read.o.ready.eq(self.o.ready)]
-        ends = chunk == job.chunks - 1
+        # A row's chunk and the layer's token count from 0, their last values flagged in
+        # registers: taking the next entry at a row's end then starts at flip-flops.
+        taking = Signal()  # a command is taken
+        chunk_step, token_step = Signal(), Signal()
+        chunk, _, ends = wrapping_count(m, range(self.max_chunks), taking,
+                                        self.cmd.payload.chunks, chunk_step, "chunk")
+        _, _, last_token = wrapping_count(m, range(self.max_tokens), taking,
+                                          self.cmd.payload.tokens, token_step, "token")
 
         # A token's row starts at token * max_chunks, in both phases.
         base = Signal(range(self.max_tokens * self.max_chunks))
         final = Signal()  # the entry being read is the layer's last
         with m.FSM():
             with m.State("idle"):
-                m.d.comb += self.cmd.ready.eq(1)
+                m.d.comb += [self.cmd.ready.eq(1), taking.eq(self.cmd.valid)]
                 with m.If(self.cmd.valid):
-                    m.d.sync += job.eq(self.cmd.payload)
                     m.next = "load"
             with m.State("load"):
                 m.d.comb += [self.i.ready.eq(1), self.store.en.eq(self.i.valid),
                              self.store.addr.eq(base + chunk),
-                             self.store.data.eq(self.i.payload)]
-                with m.If(self.i.valid):
-                    m.d.sync += chunk.eq(chunk + 1)
-                    with m.If(ends):
-                        m.d.sync += [chunk.eq(0), token.eq(token + 1),
-                                     base.eq(base + self.max_chunks)]
-                        with m.If(token == job.tokens - 1):
-                            m.d.sync += [token.eq(0), base.eq(0)]
-                            m.next = "entry"
+                             self.store.data.eq(self.i.payload),
+                             chunk_step.eq(self.i.valid), token_step.eq(self.i.valid & ends)]
+                with m.If(self.i.valid & ends):
+                    m.d.sync += base.eq(base + self.max_chunks)
+                    with m.If(last_token):
+                        m.d.sync += base.eq(0)
+                        m.next = "entry"
             with m.State("entry"):
                 m.d.comb += self.queue.ready.eq(1)
                 with m.If(self.queue.valid):
@@ -97,16 +99,14 @@ class TokenGather(wiring.Component):
             with m.State("row"):
                 # A row's last chunk takes the next entry, if it is there, without a gap.
                 m.d.comb += [read.i.valid.eq(1), read.i.payload.addr.eq(base + chunk),
-                             self.queue.ready.eq(read.i.ready & ends & ~final)]
-                with m.If(read.i.ready):
-                    m.d.sync += chunk.eq(chunk + 1)
-                    with m.If(ends):
-                        m.d.sync += chunk.eq(0)
-                        with m.If(final):
-                            m.d.sync += [base.eq(0), final.eq(0)]
-                            m.next = "idle"
-                        with m.Elif(~self.queue.valid):
-                            m.next = "entry"
+                             self.queue.ready.eq(read.i.ready & ends & ~final),
+                             chunk_step.eq(read.i.ready)]
+                with m.If(read.i.ready & ends):
+                    with m.If(final):
+                        m.d.sync += [base.eq(0), final.eq(0)]
+                        m.next = "idle"
+                    with m.Elif(~self.queue.valid):
+                        m.next = "entry"
         with m.If(self.queue.valid & self.queue.ready):
             m.d.sync += [base.eq(times_constant(self.queue.payload.token, self.max_chunks)),
                          final.eq(self.queue.payload.final)]
