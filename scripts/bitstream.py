@@ -80,6 +80,20 @@ def synthesis_script(sources: list, top: str, netlist: str, split_nets: bool = F
             f"{split}synth_ecp5 -top {top} -run map_ram: -json {netlist}")
 
 
+def target_mhz(name: str, freq_mhz: float | None) -> float:
+    """The clock design ``name`` is placed and routed for: ``freq_mhz``, else its own.
+
+    A board's clock is its PLL's output, which nextpnr constrains from the PLL's
+    parameters whatever ``--freq`` says: a different ``freq_mhz`` is refused.
+    """
+    design = {**DESIGNS, **BOARDS}[name]
+    if design.lpf is not None and freq_mhz not in (None, design.target_mhz):
+        raise ToolError(f"{name}'s clock is its PLL's {design.target_mhz} MHz "
+                        f"(CLOCK_MHZ in hw/{name}.py), which nextpnr keeps whatever --freq "
+                        f"says: build without --freq {freq_mhz:g}, or name the units alone")
+    return freq_mhz or design.target_mhz
+
+
 def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = None,
           root: Path = BITSTREAM, synth_only: bool = False, place_only: bool = False) -> dict:
     """Synthesise, place, route and pack design ``name`` into ``root/name``; return its report.
@@ -91,7 +105,7 @@ def build(name: str, *, seed: int, console: Console, freq_mhz: float | None = No
     (`scripts.placed_timing`), where routing the whole top would take longer again.
     """
     design = {**DESIGNS, **BOARDS}[name]
-    freq_mhz = freq_mhz or design.target_mhz
+    freq_mhz = target_mhz(name, freq_mhz)
     out = root / name
     out.mkdir(parents=True, exist_ok=True)
     # A unit's ports go to a serial pin harness; a board's top has its own pins.
@@ -231,6 +245,8 @@ def run(argv=None):
     args = parser.parse_args(argv)
     console = make_console()
     names = args.designs or [*DESIGNS, *BOARDS]
+    for n in names:
+        target_mhz(n, args.freq)  # a refused target fails now, not after hours of builds
     reports = [build(n, freq_mhz=args.freq, seed=args.seed, console=console,
                      synth_only=args.synth_only, place_only=args.place_only) for n in names]
     if args.synth_only:

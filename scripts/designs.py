@@ -321,6 +321,8 @@ def ulx3s_board(hw: str) -> ulx3s.Ulx3s:
 #: SDRAM (`python -m scripts.bitstream ulx3s`).
 BOARDS = {"ulx3s": Design("ulx3s", "ulx3s_top", ulx3s_board, {"hw": "ecp5-85f"},
                           kernels=TOP_DESIGNS["top"].kernels, lpf=ulx3s.lpf,
+                          # nextpnr takes the clock from the PLL's output, not from --freq.
+                          target_mhz=ulx3s.CLOCK_MHZ,
                           # yosys 0.70 asserts on the whole top while putting ABC's
                           # netlist back (a wire name taken twice, YosysHQ/yosys#4349);
                           # splitting nets first is its maintainers' workaround. The

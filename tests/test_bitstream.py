@@ -66,6 +66,16 @@ def test_two_builds_differ_in_the_report_or_the_bitstream(tmp_path):
     assert not bitstream.same_build(first, built("other_fmax", b"\x01\x02", 99.0))
 
 
+def test_a_board_clock_other_than_its_pll_is_refused(capsys):
+    # nextpnr takes the board's clock from the PLL: a --freq would only mislabel the report.
+    with pytest.raises(SystemExit) as stopped:
+        bitstream.run(["ulx3s", "--freq", "105"])
+    assert stopped.value.code == 2
+    assert "ulx3s's clock is its PLL's 100 MHz" in capsys.readouterr().err
+    assert bitstream.target_mhz("ulx3s", None) == bitstream.target_mhz("ulx3s", 100) == 100
+    assert bitstream.target_mhz("mac", 150) == 150
+
+
 def test_placed_timing_follows_the_slowest_path_placed_or_routed():
     # Two registers ten tiles apart with a LUT beside the second; nextpnr's estimate for
     # an arc of dx = 10 is 120 ps * (3 + 5 + 2 * 5) = 2.16 ns, and F to DI in a slice is 0.
