@@ -88,9 +88,9 @@ def target_mhz(name: str, freq_mhz: float | None) -> float:
     """
     design = {**DESIGNS, **BOARDS}[name]
     if design.lpf is not None and freq_mhz not in (None, design.target_mhz):
-        raise ToolError(f"{name}'s clock is its PLL's {design.target_mhz} MHz "
-                        f"(CLOCK_MHZ in hw/{name}.py), which nextpnr keeps whatever --freq "
-                        f"says: build without --freq {freq_mhz:g}, or name the units alone")
+        raise ToolError(f"{name}'s clock is its PLL's {design.target_mhz} MHz, which nextpnr "
+                        f"keeps whatever --freq says: build without --freq {freq_mhz:g}, "
+                        "or name the units alone")
     return freq_mhz or design.target_mhz
 
 
