@@ -65,8 +65,10 @@ class AttentionOutput(wiring.Component):
         # cycle it is written.
         self.values = ColumnMemory(shape=data.ArrayLayout(ACT.shape(), width), depth=v_depth,
                                    collisions_undefined=True)
-        self.rows = [Memory(shape=data.ArrayLayout(ATTN.shape(), width), depth=max_chunks,
-                            init=[]) for _ in range(lanes)]
+        # A memory per lane and value, each addressed from a register of its own: one
+        # address for a lane's whole row fanned out to every LUT-RAM by its multipliers.
+        self.rows = [[Memory(shape=ATTN.shape(), depth=max_chunks, init=[])
+                      for _ in range(width)] for _ in range(lanes)]
         self.normalise = [kernel_pipe("attention_normalise") for _ in range(width)]
         #: Cycles from a lane's chunk's read to its write back: a row's steps must be this
         #: far apart.
@@ -119,11 +121,12 @@ class AttentionOutput(wiring.Component):
         b2_valid = delayed(m, b1_valid, 1, "b2_valid")
         late = delayed(m, b1, self.loop_latency, "late")
         late_valid = delayed(m, b1_valid, self.loop_latency, "late_valid")
-        # Each lane's row memory has its own copies of the chunk it reads and writes: the
-        # lanes sit apart, by their multipliers.
-        read_chunks = kept_copies(m, now_chunk, self.lanes, "read_chunk")
+        # Each value's row memory has its own copies of the chunk it reads and writes: the
+        # memories sit apart, each by its multipliers.
+        memories = self.lanes * self.width
+        read_chunks = kept_copies(m, now_chunk, memories, "read_chunk")
         write_chunks = kept_copies(m, delayed(m, b1_chunk, self.loop_latency - 1, "late_chunk"),
-                                   self.lanes, "write_chunk")
+                                   memories, "write_chunk")
         v_held = delayed(m, load.data, 1, "v_held", reset_less=True)
         v_b3 = delayed(m, v_held, 1, "v_b3", reset_less=True)
         late_v = delayed(m, v_b3, self.loop_latency - 2, "late_v", reset_less=True)
@@ -142,25 +145,26 @@ class AttentionOutput(wiring.Component):
 
         leaving = []
         for j, row in enumerate(self.rows):
-            m.submodules[f"row{j}"] = row
-            write = row.write_port()
-            read = row.read_port(transparent_for=(write,))
-            m.d.comb += read.addr.eq(read_chunks[j])
-            lane_chunk = read.data
-            leaving.append(lane_chunk)
-            old = delayed(m, lane_chunk, self.loop_latency - 1, f"old{j}", reset_less=True)
             power = delayed(m, b1.power[j], 2, f"power{j}", reset_less=True)
-            new = []
-            for w in range(self.width):
-                operand = delayed(m, lane_chunk[w], 1, f"operand{j}_{w}", reset_less=True)
+            lane_chunk = []
+            for w, memory in enumerate(row):
+                m.submodules[f"row{j}_{w}"] = memory
+                write = memory.write_port()
+                read = memory.read_port(transparent_for=(write,))
+                m.d.comb += read.addr.eq(read_chunks[j * self.width + w])
+                lane_chunk.append(read.data)
+                old = delayed(m, read.data, self.loop_latency - 1, f"old{j}_{w}",
+                              reset_less=True)
+                operand = delayed(m, read.data, 1, f"operand{j}_{w}", reset_less=True)
                 rescaled = limb_product(m, operand, power, f"rescaled{j}_{w}", far=True)
                 term = limb_product(m, v_b3[w], power, f"term{j}_{w}", far=True)
-                new.append(Mux(late.flags.first[j], one_v[w],
-                               Mux(late.rises[j], (rescaled + one_v_rounded[w]) >> PROB.frac,
-                                   old[w] + term)))
-            m.d.comb += [write.en.eq(late_valid & late.flags.active[j]),
-                         write.addr.eq(write_chunks[j]),
-                         *[write.data[w].eq(value) for w, value in enumerate(new)]]
+                new = Mux(late.flags.first[j], one_v[w],
+                          Mux(late.rises[j], (rescaled + one_v_rounded[w]) >> PROB.frac,
+                              old + term))
+                m.d.comb += [write.en.eq(late_valid & late.flags.active[j]),
+                             write.addr.eq(write_chunks[j * self.width + w]),
+                             write.data.eq(new)]
+            leaving.append(Cat(lane_chunk))
 
         # The finished row of the finalised lane, divided by its total.
         final = Signal(data.ArrayLayout(ATTN.shape(), self.width))

@@ -117,6 +117,9 @@ class Controller(wiring.Component):
         # addresses is then pc plus a register.
         body_words = Signal(32, reset_less=True)
         loop_words = Signal(32, reset_less=True)
+        # An EXPERTS with no queue entries skips its body: known at decode, so pc's enable
+        # in ``execute`` is this flag, not the op's decode and a 16-bit compare.
+        skip_loop = Signal(reset_less=True)
         tokens_factor = Signal.like(expert.tokens, reset_less=True)
         index_factor = Signal.like(expert.expert, reset_less=True)
         stride_factor = Signal.like(stride, reset_less=True)
@@ -169,6 +172,14 @@ class Controller(wiring.Component):
         for level in range(isa.LOOPS):
             with m.If(ins.token_level == level + 1):
                 m.d.comb += named[f"count{level}"].eq(expert.tokens)
+        # The next expert is taken from the queue as soon as there is room for it, into
+        # registers of its own: the queue's ready is then a flip-flop, not the FSM's state
+        # decode (the queue sits by the MoE unit, across the chip).
+        held = Signal()
+        held_expert = Signal.like(self.experts.payload, reset_less=True)
+        m.d.comb += self.experts.ready.eq(~held)
+        with m.If(self.experts.valid & ~held):
+            m.d.sync += [held.eq(1), held_expert.eq(self.experts.payload)]
         with m.FSM():
             with m.State("idle"):
                 m.d.comb += self.start.ready.eq(1)
@@ -198,20 +209,25 @@ class Controller(wiring.Component):
                              target.eq(1 << fetched.target),
                              word_factor.eq(fetched.body.descriptor.words),
                              body_words.eq(fetched.body.experts.body * self.per),
-                             loop_words.eq((fetched.body.experts.body + 1) * self.per)]
+                             loop_words.eq((fetched.body.experts.body + 1) * self.per),
+                             skip_loop.eq((fetched.op == Op.EXPERTS)
+                                          & (fetched.body.experts.entries == 0))]
                 with m.If(self.fetch.valid):
                     m.next = "execute"
             with m.State("execute"):
+                # A READ or WRITE's descriptor, with the expert's fields put in, is
+                # registered in every cycle of the state, whatever the op: its registers'
+                # enable is then the state alone, not the op's decode (only ``transfer``
+                # hands it out).
+                m.d.sync += [desc[name].eq(value) for name, value
+                             in port_descriptor(named, self.address_bits).items()]
                 with m.Switch(ins.op):
                     with m.Case(Op.CMD):
                         m.d.comb += [cmd.valid.eq(target[k]) for k, cmd in enumerate(self.cmd)]
                         with m.If(_selected(self.cmd, target)):
                             m.next = "next"
                     with m.Case(Op.READ, Op.WRITE):
-                        # The expert's fields go in first, registered; a token-level
-                        # descriptor's words wait for their product.
-                        m.d.sync += [desc[name].eq(value) for name, value
-                                     in port_descriptor(named, self.address_bits).items()]
+                        # A token-level descriptor's words wait for their product.
                         with m.If(ins.token_level != 0):
                             # The word factor was loaded at decode, a cycle ago.
                             m.d.sync += settle.eq(product_cycles - 2)
@@ -226,7 +242,7 @@ class Controller(wiring.Component):
                                      loop_last.eq(pc + body_words),
                                      left.eq(body.experts.entries),
                                      stride.eq(body.experts.expert_stride)]
-                        with m.If(body.experts.entries == 0):
+                        with m.If(skip_loop):
                             m.d.sync += pc.eq(pc + loop_words)
                             fetch_next()
                         with m.Else():
@@ -236,10 +252,12 @@ class Controller(wiring.Component):
                             m.d.sync += self.busy.eq(0)
                             m.next = "idle"
             with m.State("scale"):
-                m.d.sync += settle.eq(settle - 1)
+                # The words load in every cycle of the state (an enable from the state
+                # alone); the last cycle's, the product's, are the ones handed out.
+                words = scaled[:len(desc.words)]
+                m.d.sync += [settle.eq(settle - 1),
+                             desc.words.eq(words), desc.final.eq(words == 1)]
                 with m.If(settle == 0):
-                    words = scaled[:len(desc.words)]
-                    m.d.sync += [desc.words.eq(words), desc.final.eq(words == 1)]
                     m.next = "transfer"
             with m.State("transfer"):
                 m.d.comb += [port.valid.eq(target[k]) for k, port in enumerate(self.desc)]
@@ -247,11 +265,11 @@ class Controller(wiring.Component):
                     m.next = "next"
             with m.State("expert"):
                 # Take the next expert, then run the body from its start. As at decode, the
-                # registers load in every cycle of the state; the queue's valid only moves on.
-                m.d.comb += self.experts.ready.eq(1)
-                m.d.sync += [expert.eq(self.experts.payload), looping.eq(1),
+                # registers load in every cycle of the state; the held flag only moves on.
+                m.d.sync += [expert.eq(held_expert), looping.eq(1),
                              pc.eq(loop_start), settle.eq(product_cycles - 1)]
-                with m.If(self.experts.valid):
+                with m.If(held):
+                    m.d.sync += held.eq(0)
                     m.next = "expert_offset"
             with m.State("expert_offset"):
                 # The body's per-expert bases need the new expert's offset.

@@ -115,12 +115,15 @@ class ExpertCombine(wiring.Component):
         # after it. Two beats of one expert never share a row and chunk, and between
         # experts the queue's cycles and `gap` cycles pass (see `gap`).
         took_entry = Signal()
-        entry_now = Signal(self.entries.shape, reset_less=True)
         entry_chunk = Signal.like(chunk, reset_less=True)
         entry_beat = Signal.like(self.y.payload, reset_less=True)
-        # A beat taken in the last cycle moved `index` on to the next entry.
-        m.d.sync += [took_entry.eq(0), clearing.eq(0),
-                     entry_now.eq(Mux(took_entry, entry_next.data, entry_here.data))]
+        m.d.sync += [took_entry.eq(0), clearing.eq(0)]
+        # Both reads are registered first (in a block RAM, its output register), and a beat
+        # taken two cycles ago, which moved `index` on, picks the next entry's.
+        entry_now = data.View(self.entries.shape, Mux(
+            delayed(m, took_entry, 1, "moved_on"),
+            delayed(m, entry_next.data, 1, "entry_next", reset_less=True),
+            delayed(m, entry_here.data, 1, "entry_here", reset_less=True)))
         took = Signal()
         addr = Signal.like(store.addr, reset_less=True)
         score = Signal(PROB.shape(), reset_less=True)
