@@ -21,12 +21,12 @@ def registered_sum(m: Module, terms: list, name: str, shape=None) -> tuple:
     return terms[0], levels
 
 
-def limb_product(m: Module, x, y, name: str, far: bool = False):
-    """``x * y`` two cycles later, for a signed ``x`` of any width and ``y`` of at most 17
-    bits: registered partial products of 17-bit limbs of ``x`` (one MULT18X18D each), then
-    their registered sum.
+def limb_partials(m: Module, x, y, name: str, far: bool = False):
+    """``x * y`` a cycle later as an unregistered sum of registered partial products, for a
+    signed ``x`` of any width and ``y`` of at most 17 bits: each 17-bit limb of ``x`` times
+    ``y`` is one MULT18X18D with its output register.
 
-    With ``far``, three cycles later: the partial products are registered again in the
+    With ``far``, two cycles later: the partial products are registered again in the
     fabric, so the multipliers (in a few rows of the chip, taken by every unit) may sit a
     cycle's wire away from the adders that sum them."""
     limbs = -(-(len(x) - 1) // 17)
@@ -42,8 +42,14 @@ def limb_product(m: Module, x, y, name: str, far: bool = False):
             m.d.sync += near.eq(partial)
             partial = near
         partials.append(partial)
+    return sum(p << (17 * i) for i, p in enumerate(partials))
+
+
+def limb_product(m: Module, x, y, name: str, far: bool = False):
+    """``x * y`` two cycles later (three with ``far``): `limb_partials`, then their
+    registered sum."""
     total = Signal(signed(len(x) + len(y) + 1), name=name, reset_less=True)
-    m.d.sync += total.eq(sum(p << (17 * i) for i, p in enumerate(partials)))
+    m.d.sync += total.eq(limb_partials(m, x, y, name, far))
     return total
 
 

@@ -29,7 +29,8 @@ class AttentionOutput(wiring.Component):
     chunk; and the finished rows divided by their totals.
 
     Each step (one key) runs as a burst of one cycle per chunk. Each lane keeps its row
-    (`ATTN` codes) in a small memory, one chunk per word; a chunk's update reads it, makes
+    (`ATTN` codes) in small memories, one per value of a chunk, a chunk per address; a
+    chunk's update reads them, makes
     one product per value (``out * power`` when the maximum rose, else ``power * v``: the
     other factor is exactly 1) in registered 17-bit limbs, registered again in the fabric
     (`limb_product`'s ``far``), and writes it back

@@ -1,9 +1,10 @@
 """The first softmax pass: the running (maximum, total) of each row and its reciprocal."""
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import data, wiring
 
 from hls import flow
+from hw.arith import limb_partials
 from hw.delay import delayed
 from hw.kernels import kernel_pipe
 from hw.xls_pipe import lockstep
@@ -112,11 +113,17 @@ class SoftmaxState(wiring.Component):
         # The loop is this cycle's whole critical path, so it is written for speed: the
         # multiplier reads the total register itself (no multiplexer in front, so the
         # register can move into the DSP). A first score's total is its term, exp(0) = 1.
-        products = [total * power for total, power in zip(totals, powers, strict=True)]
         if self.interval == 2:
-            products = [delayed(m, p, 1, f"product{lane}") for lane, p in enumerate(products)]
+            # The loop's second register is the multipliers' own output register: the
+            # products of the total's 17-bit limbs, summed in the second cycle beside the
+            # rounding (a sum registered in the fabric put the multiply and a carry chain
+            # in one cycle, 10.1 ns).
+            products = [limb_partials(m, Cat(total, C(0, 1)), power, f"product{lane}")
+                        for lane, (total, power) in enumerate(zip(totals, powers, strict=True))]
             powers = [delayed(m, p, 1, f"power{lane}") for lane, p in enumerate(powers)]
             late = delayed(m, late, 1, "late")
+        else:
+            products = [total * power for total, power in zip(totals, powers, strict=True)]
         ends = Signal()  # the totals now hold a finished row
         m.d.sync += ends.eq(late.valid & late.last)
         for lane, (total, power, product) in enumerate(zip(totals, powers, products,
