@@ -112,7 +112,7 @@ KERNELS = {k.name: k for k in [
     Kernel("reciprocal", "softmax", {"total": SUM}, {"r": MANTISSA, "e": EXPONENT}),
     Kernel("normalise", "softmax", {"term": PROB, "r": MANTISSA, "e": EXPONENT}, {"p": PROB}),
     Kernel("attention_normalise", "softmax", {"acc": ATTN, "r": MANTISSA, "e": EXPONENT},
-           {"y": ACT}),
+           {"y": ACT}, ops_per_stage=1),
     Kernel("divide", "baseline", {"term": PROB, "total": SUM}, {"p": PROB}),
     # XLS's float library is many small operations: 4 to a stage gives 128 stages.
     Kernel("exp_float", "baseline", {"d": DIFF}, {"bits": raw(32)}, ops_per_stage=4),
@@ -175,7 +175,7 @@ PARTS = {k.name: k for k in [
                                          "total": SUM},
            {"new_max": ACT, "new_total": SUM, "scale": PROB, "term": PROB}, ops_per_stage=1),
     Kernel("reciprocal_index", "softmax", {"total": SUM},
-           {"addr": _RECIP_INDEX, "rest": _RECIP_REST, "e": EXPONENT}),
+           {"addr": _RECIP_INDEX, "rest": _RECIP_REST, "e": EXPONENT}, ops_per_stage=1),
     Kernel("reciprocal_finish", "softmax", {"rest": _RECIP_REST, "e": EXPONENT,
                                             "low": _entry("RECIP_TABLE"),
                                             "high": _entry("RECIP_TABLE")},
